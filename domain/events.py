@@ -1,0 +1,176 @@
+"""The event catalogue: everything that can happen to a task, in the past tense.
+
+Events are frozen pydantic models holding only their payload. Identity (event id), position
+(stream, version) and context (tenant, actor, correlation) live on the envelope: `NewEvent` on the
+way in, `RecordedEvent` on the way out (see `domain.log`).
+
+Each class is registered under its class name; that name is what the log stores in its `type`
+column, so renaming a class is a schema change (keep the old name in `EVENT_TYPES`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.errors import UnknownEventType
+
+Kind = Literal["sms", "email", "url", "phone", "text"]
+Verdict = Literal["scam", "suspicious", "safe"]
+
+# The seed's step names (DESIGN.md, wire format); `cancelled` is ours.
+Step = Literal[
+    "entity_extraction",
+    "scam_db",
+    "exa_search",
+    "domain_reputation",
+    "phone_validator",
+    "reasoning",
+    "completed",
+    "failed",
+    "cancelled",
+]
+
+
+class DomainEvent(BaseModel):
+    """Base of every event. Subclasses are registered by class name in `EVENT_TYPES`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type_name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = cls.__name__
+
+
+class Entity(BaseModel):
+    """Found in the content: a phone number, URL, domain, e-mail, amount of money, or signal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["phone", "url", "domain", "email", "amount", "signal"]
+    value: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Reason(BaseModel):
+    """One reason behind a verdict, citing the `seq` (stream version) of the events it rests on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    text: str
+    weight: float
+    evidence: tuple[int, ...] = ()
+
+
+class TaskSubmitted(DomainEvent):
+    content: str
+    kind: Kind
+    client_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EntitiesExtracted(DomainEvent):
+    entities: tuple[Entity, ...] = ()
+
+
+class ToolCallStarted(DomainEvent):
+    call_id: str
+    tool: str
+    step: Step
+    input: dict[str, Any]
+    attempt: int = Field(default=1, ge=1)
+
+
+class ToolCallCompleted(DomainEvent):
+    """A tool's full output as it was at that moment: what keeps the audit honest months later."""
+
+    call_id: str
+    tool: str
+    step: Step
+    output: dict[str, Any]
+    attempt: int = Field(default=1, ge=1)
+    duration_ms: float = Field(default=0.0, ge=0)
+
+
+class ToolCallFailed(DomainEvent):
+    call_id: str
+    tool: str
+    step: Step
+    error: str
+    attempt: int = Field(default=1, ge=1)
+    timed_out: bool = False
+    will_retry: bool = False
+    duration_ms: float = Field(default=0.0, ge=0)
+
+
+class ProgressReported(DomainEvent):
+    """Free-form progress: the seed's `ProgressPublisher.publish(message, percent, step, tool)`."""
+
+    message: str
+    percent: int = Field(ge=0, le=100)
+    step: str | None = None
+    tool: str | None = None
+
+
+class VerdictReached(DomainEvent):
+    verdict: Verdict
+    score: float = Field(ge=0, le=1)
+    confidence: float = Field(ge=0, le=1)
+    reasons: tuple[Reason, ...] = ()
+
+
+class TaskCompleted(DomainEvent):
+    verdict: Verdict | None = None
+
+
+class TaskFailed(DomainEvent):
+    """The task cannot finish; `error` is a message a person can act on."""
+
+    error: str
+    step: Step | None = None
+
+
+class TaskCancelled(DomainEvent):
+    reason: str | None = None
+
+
+class VerdictReviewed(DomainEvent):
+    """An analyst confirms or overrides the agent's verdict."""
+
+    decision: Literal["confirm", "override"]
+    verdict: Verdict
+    note: str = ""
+
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.type_name: cls
+    for cls in (
+        TaskSubmitted,
+        EntitiesExtracted,
+        ToolCallStarted,
+        ToolCallCompleted,
+        ToolCallFailed,
+        ProgressReported,
+        VerdictReached,
+        TaskCompleted,
+        TaskFailed,
+        TaskCancelled,
+        VerdictReviewed,
+    )
+}
+
+
+def event_class(type_name: str) -> type[DomainEvent]:
+    """The event class stored under `type_name`; `UnknownEventType` if there is none."""
+    try:
+        return EVENT_TYPES[type_name]
+    except KeyError:
+        raise UnknownEventType(type_name) from None
+
+
+def decode_event(type_name: str, data: dict[str, Any]) -> DomainEvent:
+    """Rebuild a domain event from its stored type name and JSON data."""
+    return event_class(type_name).model_validate(data)
