@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     # Connections each process keeps; PostgreSQL allows 100 by default across every process.
     database_pool_size: int = Field(default=10, ge=1, le=200)
     port: int = Field(default=8000, ge=1, le=65535)
+    # The arq queue analyses go to; tests give each run its own.
+    queue: str = "scamtrail:analyses"
     log_level: str = "INFO"
 
     @field_validator("database_url")

@@ -1,0 +1,96 @@
+"""Event → progress message: the wire format clients see (DESIGN.md, Wire format).
+
+Every message keeps the seed's fields — step, tool, message, percent, timestamp, error — so the
+seed's JavaScript and Swift clients work unmodified, and adds seq, task_id, event_id, event_type
+and data. A pure function: the relay, the WebSocket history and SSE all call `progress_message`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from domain import events as ev
+from domain.log import RecordedEvent
+from domain.task import STEP_PERCENT
+
+TERMINAL_STEPS = frozenset({"completed", "failed", "cancelled"})
+
+_TOOL_LABELS = {
+    "scam_database": "Checking scam database",
+    "web_search": "Searching the web for reports",
+    "domain_reputation": "Checking domain reputation",
+    "phone_validator": "Validating phone number",
+}
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and a `Z`, as the seed sends it."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def progress_message(recorded: RecordedEvent) -> dict[str, Any]:
+    step, tool, text, percent, error = _describe(recorded.event)
+    return {
+        "step": step,
+        "tool": tool,
+        "message": text,
+        "percent": percent,
+        "timestamp": iso_timestamp(recorded.recorded_at),
+        "error": error,
+        "seq": recorded.version,
+        "task_id": recorded.stream_id,
+        "event_id": str(recorded.event_id),
+        "event_type": recorded.type,
+        "data": recorded.event.model_dump(mode="json"),
+    }
+
+
+def heartbeat_message(now: datetime) -> dict[str, Any]:
+    return {"heartbeat": True, "timestamp": iso_timestamp(now)}
+
+
+def is_terminal(message: dict[str, Any]) -> bool:
+    return message.get("step") in TERMINAL_STEPS
+
+
+def _target(call_input: dict[str, Any]) -> str:
+    value = call_input.get("value") or call_input.get("query") or call_input.get("domain")
+    return f" for {value}" if value else ""
+
+
+def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
+    """(step, tool, message, percent, error) for one event."""
+    match event:
+        case ev.TaskSubmitted(kind=kind):
+            return "entity_extraction", None, f"Received {kind}; extracting entities...", 0, False
+        case ev.EntitiesExtracted(entities=entities):
+            kinds = sorted({e.kind for e in entities})
+            found = f"Found {len(entities)} entities ({', '.join(kinds)})" if entities else ""
+            return "entity_extraction", None, found or "No entities found", 10, False
+        case ev.ToolCallStarted(step=step, tool=tool, input=call_input, attempt=attempt):
+            label = _TOOL_LABELS.get(tool, f"Calling {tool}")
+            again = f" (attempt {attempt})" if attempt > 1 else ""
+            percent = max(STEP_PERCENT.get(step, 20) - 5, 15)
+            return step, tool, f"{label}{_target(call_input)}...{again}", percent, False
+        case ev.ToolCallCompleted(step=step, tool=tool, duration_ms=ms):
+            label = _TOOL_LABELS.get(tool, f"Calling {tool}")
+            return step, tool, f"{label}: done in {ms:.0f} ms", STEP_PERCENT.get(step, 20), False
+        case ev.ToolCallFailed(step=step, tool=tool, error=error, will_retry=again):
+            suffix = "; retrying" if again else ""
+            return step, tool, f"{tool} failed: {error}{suffix}", STEP_PERCENT.get(step, 20), True
+        case ev.ProgressReported(message=text, percent=percent, step=step, tool=tool):
+            return step or "reasoning", tool, text, percent, False
+        case ev.VerdictReached(verdict=verdict, score=score):
+            return "reasoning", None, f"Verdict: {verdict} (score {score:.2f})", 90, False
+        case ev.TaskCompleted(verdict=verdict):
+            done = f"Analysis complete: {verdict}" if verdict else "Analysis complete"
+            return "completed", None, done, 100, False
+        case ev.TaskFailed(error=error):
+            return "failed", None, error, 100, True
+        case ev.TaskCancelled(reason=reason):
+            return "cancelled", None, f"Cancelled: {reason}" if reason else "Cancelled", 100, False
+        case ev.VerdictReviewed(decision=decision, verdict=verdict):
+            did = "confirmed" if decision == "confirm" else "overrode"
+            return "reviewed", None, f"Analyst {did} the verdict: {verdict}", 100, False
+    return "reasoning", None, event.type_name, 0, False
