@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import typer
+import uvicorn
 from rich.console import Console
 
+from api import cli_admin
 from infrastructure.database import ensure_database, migrate_sync
-from infrastructure.settings import load_settings
+from infrastructure.settings import Settings, load_settings
 
 app = typer.Typer(help="scamtrail: an event-sourced scam-analysis agent.", no_args_is_help=True)
+app.add_typer(cli_admin.projections, name="projections")
+app.add_typer(cli_admin.tasks, name="tasks")
 console = Console(stderr=True)
 
 
@@ -36,15 +43,129 @@ def migrate() -> None:
 
 
 @app.command()
-def up() -> None:
-    """Start the system. For now: migrate the database and say what comes next."""
-    migrate()
+def up(
+    port: int | None = typer.Option(None, help="Port of the api (default: SCAMTRAIL_PORT)."),
+    host: str = typer.Option("127.0.0.1", help="Interface the api listens on."),
+) -> None:
+    """Start the system: migrate, load the seed data into an empty database, then run the api,
+    the relay and a worker in one process."""
+    seed()
+    settings = load_settings(**({"port": port} if port else {}))
     console.print(
-        "The event log is ready. The api, worker and relay processes arrive with the next "
-        "issues; until then, `make test` shows what works."
+        f"[green]scamtrail is up:[/] http://{host}:{settings.port}/docs (api),"
+        f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
+    )
+    asyncio.run(_whole_system(settings, host))
+
+
+@app.command()
+def api(
+    port: int | None = typer.Option(None, help="Port (default: SCAMTRAIL_PORT, 8000)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+) -> None:
+    """Run the api (HTTP, WebSocket, SSE, /metrics) under uvicorn."""
+    settings = load_settings(**({"port": port} if port else {}))
+    uvicorn.Server(_uvicorn_config(settings, host)).run()
+
+
+@app.command()
+def relay() -> None:
+    """Run the relay: publish the log to Redis Pub/Sub. Start several; one is active."""
+    from workers.relay_main import run_relay
+
+    asyncio.run(run_relay(load_settings()))
+
+
+def _uvicorn_config(settings: Settings, host: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+        backlog=4096,  # thousands of progress sockets may connect at once
+    )
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn re-raises the SIGINT it caught once it has shut down, which would interrupt the
+    relay's and the worker's own shutdown; here this process's handlers own the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _whole_system(settings: Settings, host: str) -> None:
+    """api + relay + one worker in this process, stopped together by Ctrl-C."""
+    from workers.jobs import build_worker
+    from workers.relay_main import run_relay
+
+    server = _QuietServer(_uvicorn_config(settings, host))
+    # Ctrl-C or SIGTERM asks the server to finish; then the relay and the worker stop with it.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(run_relay(settings, stop))
+    worker = build_worker(settings, handle_signals=False)
+    working = asyncio.create_task(worker.async_run())
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        working.cancel()
+        await asyncio.gather(working, return_exceptions=True)
+        await worker.close()
+        await relaying
+
+
+@app.command()
+def worker(
+    burst: bool = typer.Option(False, help="Exit once the queue is empty (tests, one-off runs)."),
+) -> None:
+    """Run an arq worker: analyses, and the sweep that re-enqueues lost tasks."""
+    from workers.jobs import build_worker
+
+    settings = load_settings()
+    build_worker(settings, burst=burst).run()
+
+
+@app.command()
+def seed() -> None:
+    """Migrate if needed, then load the seed scam indicators and reports (safe to repeat)."""
+    import time
+
+    from infrastructure.database import create_engine
+    from infrastructure.seed import SeedCounts, load_seed
+
+    migrate()
+    settings = load_settings()
+
+    async def load() -> SeedCounts:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            return await load_seed(engine)
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    counts = asyncio.run(load())
+    seconds = time.perf_counter() - started
+    totals = counts.totals
+    console.print(
+        f"[green]seeded in {seconds:.2f} s:[/] {counts.indicators_added} indicators and "
+        f"{counts.reports_added} reports added; the database now holds {totals['indicators']} "
+        f"indicators ({', '.join(f'{totals[k]} {k}' for k in ('phone', 'domain', 'email', 'url'))})"
+        f" and {totals['reports']} reports"
     )
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app()
+
+
+if __name__ == "__main__":
+    main()

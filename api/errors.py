@@ -5,12 +5,25 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from domain.errors import ConcurrencyConflict, DomainError, InvalidAppend, TaskNotFound
+from domain.errors import (
+    ConcurrencyConflict,
+    DomainError,
+    IdempotencyKeyReused,
+    InvalidAppend,
+    InvalidReview,
+    TaskAlreadyFinished,
+    TaskNotFound,
+    TaskNotReviewable,
+)
 
 HTTP_STATUS: dict[type[DomainError], int] = {
     TaskNotFound: 404,
     ConcurrencyConflict: 409,
+    TaskAlreadyFinished: 409,
+    IdempotencyKeyReused: 409,
+    TaskNotReviewable: 409,
     InvalidAppend: 422,
+    InvalidReview: 422,
 }
 
 # WebSocket close codes (4000-4999 are the application's): 4400 bad request, 4401 no or bad

@@ -51,3 +51,36 @@ class TaskNotFound(DomainError):
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         super().__init__(f"task {task_id!r} not found")
+
+
+class TaskAlreadyFinished(DomainError):
+    """The command needs a running task (cancel) or a finished one (review), and it is not."""
+
+    def __init__(self, task_id: str, status: str, action: str) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(f"cannot {action} task {task_id!r}: it is already {status}")
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different submission; "
+            "use a new key for new content"
+        )
+
+
+class TaskNotReviewable(DomainError):
+    """Only a completed task, with a verdict, can be reviewed."""
+
+    def __init__(self, task_id: str, status: str) -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"task {task_id!r} is {status}: only a completed task with a verdict can be reviewed"
+        )
+
+
+class InvalidReview(DomainError, ValueError):
+    """A review that contradicts itself (confirm with another verdict, override with the same)."""

@@ -120,6 +120,8 @@ class VerdictReached(DomainEvent):
     score: float = Field(ge=0, le=1)
     confidence: float = Field(ge=0, le=1)
     reasons: tuple[Reason, ...] = ()
+    # Which reasoner decided: "rules" (domain.reasoning) or "llm:<model>".
+    reasoner: str = "rules"
 
 
 class TaskCompleted(DomainEvent):

@@ -15,6 +15,10 @@ from domain.log import RecordedEvent
 from domain.task import STEP_PERCENT
 
 TERMINAL_STEPS = frozenset({"completed", "failed", "cancelled"})
+# The events after which a task's progress stream ends (its socket closes with 1000).
+TERMINAL_EVENT_TYPES = frozenset(
+    {ev.TaskCompleted.type_name, ev.TaskFailed.type_name, ev.TaskCancelled.type_name}
+)
 
 _TOOL_LABELS = {
     "scam_database": "Checking scam database",
@@ -48,6 +52,33 @@ def progress_message(recorded: RecordedEvent) -> dict[str, Any]:
 
 def heartbeat_message(now: datetime) -> dict[str, Any]:
     return {"heartbeat": True, "timestamp": iso_timestamp(now)}
+
+
+def connected_message(task_ids: list[str], now: datetime, *, after: int = 0) -> dict[str, Any]:
+    """The first message on a socket (the seed's "connected"); history follows it."""
+    what = ", ".join(task_ids) if task_ids else "your tenant's tasks"
+    return {
+        "step": "connected",
+        "tool": None,
+        "message": f"Connected to progress of {what}",
+        "percent": 0,
+        "timestamp": iso_timestamp(now),
+        "error": False,
+        "task_id": task_ids[0] if len(task_ids) == 1 else None,
+        "after": after,
+    }
+
+
+def error_message(text: str, now: datetime) -> dict[str, Any]:
+    """The seed's error message: `{"step": "failed", "error": true, "message": ...}`."""
+    return {
+        "step": "failed",
+        "tool": None,
+        "message": text,
+        "percent": 0,
+        "timestamp": iso_timestamp(now),
+        "error": True,
+    }
 
 
 def is_terminal(message: dict[str, Any]) -> bool:

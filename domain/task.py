@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from domain import events as ev
+from domain.errors import InvalidReview, TaskAlreadyFinished, TaskNotReviewable
 from domain.log import RecordedEvent
 
 Status = Literal["submitted", "running", "completed", "failed", "cancelled"]
@@ -19,6 +20,8 @@ FINISHED: frozenset[Status] = frozenset({"completed", "failed", "cancelled"})
 
 # Where a task stands, in percent, once a step has reported (the seed's numbers: entity extraction
 # 10, tools between 20 and 80, reasoning 90, completed 100). Percent never goes backwards.
+PREVIEW_CHARS = 280
+
 STEP_PERCENT: dict[str, int] = {
     "entity_extraction": 10,
     "scam_db": 30,
@@ -38,12 +41,13 @@ class TaskState:
     status: Status
     kind: str
     submitted_at: datetime
+    content_preview: str = ""
     current_step: str | None = None
     percent: int = 0
-    verdict: str | None = None
+    verdict: ev.Verdict | None = None
     score: float | None = None
     confidence: float | None = None
-    reviewed_verdict: str | None = None
+    reviewed_verdict: ev.Verdict | None = None
     finished_at: datetime | None = None
     error: str | None = None
     # call_id -> version of the event that completed it; a completed call is never made again.
@@ -54,6 +58,17 @@ class TaskState:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def final_verdict(self) -> ev.Verdict | None:
+        """The analyst's verdict when reviewed, else the agent's."""
+        return self.reviewed_verdict or self.verdict
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.submitted_at).total_seconds() * 1000
 
     @property
     def unfinished_calls(self) -> frozenset[str]:
@@ -76,6 +91,7 @@ def evolve(state: TaskState | None, recorded: RecordedEvent) -> TaskState:
             status="submitted",
             kind=event.kind,
             submitted_at=recorded.recorded_at,
+            content_preview=event.content[:PREVIEW_CHARS],
         )
     state = replace(state, version=recorded.version)
     if isinstance(event, ev.VerdictReviewed):
@@ -129,3 +145,29 @@ def fold(stream: Iterable[RecordedEvent], state: TaskState | None = None) -> Tas
     for recorded in stream:
         state = evolve(state, recorded)
     return state
+
+
+def cancel(state: TaskState, reason: str | None) -> ev.TaskCancelled:
+    """The decision to cancel: only an unfinished task can be cancelled."""
+    if state.finished:
+        raise TaskAlreadyFinished(state.task_id, state.status, "cancel")
+    return ev.TaskCancelled(reason=reason)
+
+
+def review(
+    state: TaskState,
+    decision: Literal["confirm", "override"],
+    verdict: ev.Verdict | None,
+    note: str,
+) -> ev.VerdictReviewed:
+    """An analyst's review: only a completed task, with a verdict, can be reviewed. `confirm`
+    keeps the agent's verdict; `override` must name a different one."""
+    if state.status != "completed" or state.verdict is None:
+        raise TaskNotReviewable(state.task_id, state.status)
+    if decision == "confirm":
+        if verdict not in (None, state.verdict):
+            raise InvalidReview("confirm keeps the agent's verdict; use override to change it")
+        return ev.VerdictReviewed(decision="confirm", verdict=state.verdict, note=note)
+    if verdict is None or verdict == state.verdict:
+        raise InvalidReview("override needs a verdict different from the agent's")
+    return ev.VerdictReviewed(decision="override", verdict=verdict, note=note)

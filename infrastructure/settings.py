@@ -18,6 +18,60 @@ class Settings(BaseSettings):
     queue: str = "scamtrail:analyses"
     log_level: str = "INFO"
 
+    # Live progress (WebSocket / SSE). The seed's values: a heartbeat every 15 s, close after 60 s
+    # without an event. Tests set them to fractions of a second.
+    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    ws_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # Messages a socket may have waiting before it is switched to reading PostgreSQL instead:
+    # bounds memory per socket whatever a slow client does.
+    ws_queue_size: int = Field(default=256, ge=1)
+    # How often a socket reads PostgreSQL while Redis is unreachable (degraded mode).
+    ws_poll_s: float = Field(default=0.25, gt=0)
+    # permessage-deflate costs ~300 KB of zlib state per socket; progress messages are small.
+    ws_per_message_deflate: bool = False
+    ws_max_tasks: int = Field(default=100, ge=1)  # task ids one multi-task socket may follow
+
+    # The relay (PostgreSQL -> Redis Pub/Sub). See infrastructure/relay.py for the poll interval.
+    relay_name: str = "relay"
+    relay_poll_s: float = Field(default=0.005, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_checkpoint_s: float = Field(default=0.2, ge=0)
+    relay_lock_retry_s: float = Field(default=0.5, gt=0)
+    relay_backoff_max_s: float = Field(default=2.0, gt=0)
+    # Submissions: content above this is refused with 413 (the seed had no bound at all).
+    max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
+    # The agent. Region for phone numbers written without a country code.
+    default_region: str = Field(default="US", min_length=2, max_length=2)
+    # One tool call may take this long before it counts as timed out; then it is retried with
+    # exponential backoff, up to tool_max_attempts attempts in all.
+    tool_timeout_s: float = Field(default=8.0, gt=0, le=120)
+    tool_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Tool calls of one task in flight at once (spares external APIs a burst per task).
+    tool_concurrency: int = Field(default=8, ge=1, le=64)
+    tool_retry_backoff_s: float = Field(default=0.25, ge=0, le=30)
+    # A whole analysis job; a worker killed mid-job is replaced after this plus 10 s (arq).
+    analysis_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    analysis_max_tries: int = Field(default=5, ge=1, le=50)
+    # The sweep re-enqueues unfinished tasks that have been quiet this long (a lost job).
+    sweep_interval_s: int = Field(default=15, ge=1, le=3600)
+    stale_task_s: float = Field(default=30.0, gt=0)
+    # Optional LLM reasoner: any OpenAI-compatible chat-completions endpoint. Off unless
+    # llm_base_url is set; any failure falls back to the rule-based reasoner.
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=20.0, gt=0, le=300)
+    # Debug aids for fault tests: artificial latency added to every tool call, and a Redis hash
+    # counting every real tool invocation by call id (counts survive a killed worker).
+    tool_latency_s: float = Field(default=0.0, ge=0, le=60)
+    tool_call_ledger: str | None = None
+    # Web search: Exa when a key is set, else full-text search over the local scam reports.
+    exa_api_key: str | None = None
+    exa_base_url: str = "https://api.exa.ai"
+    # An analysis waits on this; Exa usually answers in 1-3 s, so 10 s leaves room for a slow one.
+    exa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    web_search_results: int = Field(default=5, ge=1, le=25)
+
     @field_validator("database_url")
     @classmethod
     def _use_asyncpg(cls, url: str) -> str:

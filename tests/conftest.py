@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.app import create_app
 from infrastructure.database import create_engine, ensure_database, migrate_sync
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings, async_database_url, load_settings
@@ -77,3 +80,25 @@ async def clean_database(engine: AsyncEngine) -> AsyncEngine:
 @pytest.fixture
 def store(clean_database: AsyncEngine) -> EventStore:
     return EventStore(clean_database)
+
+
+@pytest.fixture
+def app_settings(migrated_database: str, redis_url: str, clean_database: AsyncEngine) -> Settings:
+    """Settings for an api or worker under test: the test database (emptied) and Redis, with a
+    queue of its own so runs never pick up each other's jobs."""
+    return load_settings(
+        database_url=migrated_database,
+        redis_url=redis_url,
+        queue=f"scamtrail:test:{uuid.uuid4().hex[:12]}",
+        database_pool_size=5,
+    )
+
+
+@pytest.fixture
+async def api(app_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, its lifespan running."""
+    app = create_app(app_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://scamtrail") as client:
+            yield client

@@ -214,3 +214,12 @@ async def test_the_store_recovers_when_postgresql_drops_its_connections(store: E
     assert [r.version for r in await store.read_stream(sid)] == [1]
     await store.append(sid, [progress()], 1)
     assert [r.version for r in await store.read_stream(sid)] == [1, 2]
+
+
+async def test_append_returns_the_events_as_recorded(store: EventStore) -> None:
+    sid = stream()
+    batch = [submitted(), progress(30)]
+    result = await store.append(sid, batch, 0)
+    assert [r.event for r in result.recorded] == [e.event for e in batch]
+    assert list(result.recorded) == await store.read_stream(sid)
+    assert (await store.append(sid, batch, 0)).recorded == ()

@@ -1,0 +1,119 @@
+"""Commands the api hands on: submit and cancel. Routes turn requests into these calls."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from arq import ArqRedis
+
+from api.caller import Caller
+from domain import events as ev
+from domain.errors import ConcurrencyConflict, IdempotencyKeyReused, TaskNotFound
+from domain.log import EventMetadata, NewEvent
+from domain.task import TaskState, cancel, review
+from infrastructure.analysis_queue import enqueue_analysis
+from infrastructure.task_log import TaskLog
+from infrastructure.task_queries import tenant_task
+
+log = logging.getLogger(__name__)
+
+# Namespace for ids derived from an Idempotency-Key: the same key from the same tenant always
+# names the same task and the same TaskSubmitted event, so a retried request stores nothing new.
+_IDEMPOTENCY = uuid.UUID("5f6b2a5e-1c1e-4c0e-9a55-7d1f6f0f5c11")
+
+
+async def submit_task(
+    task_log: TaskLog,
+    jobs: ArqRedis,
+    queue: str,
+    caller: Caller,
+    submission: ev.TaskSubmitted,
+    idempotency_key: str | None,
+) -> tuple[str, bool]:
+    """Record the submission, then enqueue its analysis. Returns (task_id, created)."""
+    if idempotency_key:
+        task_id = str(uuid.uuid5(_IDEMPOTENCY, f"{caller.tenant}:{idempotency_key}"))
+        event_id = uuid.uuid5(_IDEMPOTENCY, f"{caller.tenant}:{idempotency_key}:submitted")
+    else:
+        task_id, event_id = str(uuid.uuid4()), uuid.uuid4()
+    metadata = EventMetadata(tenant=caller.tenant, actor=caller.actor, correlation_id=event_id)
+    try:
+        result = await task_log.append(task_id, [NewEvent(submission, metadata, event_id)], 0)
+        created = result.stored
+    except ConcurrencyConflict:
+        created = False  # the key's task exists with other events: compare below
+    if not created:
+        (first,) = await task_log.store.read_stream(task_id, limit=1)
+        if first.event != submission:
+            raise IdempotencyKeyReused(idempotency_key or "")
+    try:
+        await enqueue_analysis(jobs, task_id, queue)
+    except Exception as error:  # the task is recorded; the sweep enqueues it later
+        log.warning("task %s recorded but not enqueued (%r); the sweep will retry", task_id, error)
+    return task_id, created
+
+
+async def cancel_task(
+    task_log: TaskLog, caller: Caller, task_id: str, reason: str | None
+) -> TaskState:
+    """Append TaskCancelled unless the task is finished (409). The worker stops before its
+    next step when its own next append conflicts with this one."""
+    return await _decide(task_log, caller, task_id, lambda state: cancel(state, reason))
+
+
+async def review_task(
+    task_log: TaskLog,
+    caller: Caller,
+    task_id: str,
+    decision: Literal["confirm", "override"],
+    verdict: ev.Verdict | None,
+    note: str,
+) -> TaskState:
+    """Record an analyst's review (VerdictReviewed); 409 unless the task has a verdict."""
+    return await _decide(
+        task_log, caller, task_id, lambda state: review(state, decision, verdict, note)
+    )
+
+
+async def _decide(
+    task_log: TaskLog,
+    caller: Caller,
+    task_id: str,
+    decide: Callable[[TaskState], ev.DomainEvent],
+) -> TaskState:
+    """Decide on the task's current state and append the decision; if someone appended in the
+    meantime (the worker), decide again on the newer state."""
+    metadata = EventMetadata(tenant=caller.tenant, actor=caller.actor)
+    for _ in range(10):
+        state = await visible_task(task_log, caller, task_id)
+        decision = decide(state)
+        try:
+            await task_log.append(task_id, [NewEvent(decision, metadata)], state.version)
+        except ConcurrencyConflict:
+            continue
+        after = await task_log.task(task_id)
+        assert after is not None
+        return after
+    raise ConcurrencyConflict(task_id, state.version, None)
+
+
+async def visible_task(task_log: TaskLog, caller: Caller, task_id: str) -> TaskState:
+    """The task's state if the caller may see it; `TaskNotFound` otherwise (another tenant's
+    task is 'not found', never 'forbidden': its existence is not revealed)."""
+    state = await tenant_task(task_log.store.engine, caller.tenant, task_id)
+    if state is None:
+        raise TaskNotFound(task_id)
+    return state
+
+
+def links(task_id: str) -> dict[str, Any]:
+    return {
+        "self": f"/tasks/{task_id}",
+        "timeline": f"/tasks/{task_id}/timeline",
+        "events": f"/tasks/{task_id}/events",
+        "websocket": f"/ws/agent-progress/{task_id}",
+        "cancel": f"/tasks/{task_id}/cancel",
+    }

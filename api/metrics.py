@@ -1,0 +1,143 @@
+"""Prometheus metrics at /metrics, one registry per app (tests build many apps in a process).
+
+Socket metrics are counted where they happen. The relay's numbers are read from its checkpoint
+row at scrape time, so any api replica reports them whether the relay runs in this process or not:
+lag in events (committed past the checkpoint) and in seconds (age of the oldest of those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+# Counting beyond this many unpublished events would make a scrape slow; "at least" is enough.
+LAG_COUNT_LIMIT = 100_000
+
+_PAST_CHECKPOINT = """
+    FROM events e WHERE (e.transaction_id, e.global_position)
+        > (split_part(c.log_cursor, '-', 1)::xid8, split_part(c.log_cursor, '-', 2)::bigint)
+"""
+_RELAY_LAG = sa.text(
+    f"""
+    SELECT c.published_total,
+        (SELECT count(*) FROM (SELECT 1 {_PAST_CHECKPOINT} LIMIT :limit) p) AS lag_events,
+        (SELECT extract(epoch FROM now() - min(e.recorded_at)) {_PAST_CHECKPOINT}) AS lag_seconds
+    FROM relay_checkpoints c WHERE c.name = :name
+    """
+)
+
+
+class _RelayCollector(Collector):
+    def __init__(self) -> None:
+        self.published, self.lag_events, self.lag_seconds = 0, 0, 0.0
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "scamtrail_relay_published",
+            "Events the relay published (checkpointed)",
+            value=self.published,
+        )
+        yield GaugeMetricFamily(
+            "scamtrail_relay_lag_events",
+            "Committed events past the relay's checkpoint",
+            value=self.lag_events,
+        )
+        yield GaugeMetricFamily(
+            "scamtrail_relay_lag_seconds",
+            "Age of the oldest event past the relay's checkpoint",
+            value=self.lag_seconds,
+        )
+
+
+class StreamMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.open_sockets = Gauge(
+            "scamtrail_progress_sockets_open", "Open progress sockets", ["transport"], registry=r
+        )
+        self.messages_sent = Counter(
+            "scamtrail_progress_messages_sent",
+            "Messages sent to progress clients",
+            ["transport"],
+            registry=r,
+        )
+        self.degraded_sockets = Gauge(
+            "scamtrail_progress_sockets_degraded",
+            "Sockets polling PostgreSQL because Redis is unreachable",
+            registry=r,
+        )
+        self.overflows = Counter(
+            "scamtrail_progress_queue_overflows",
+            "Times a client's queue overflowed and it caught up from PostgreSQL",
+            registry=r,
+        )
+        self.connection_errors = Counter(
+            "scamtrail_progress_connection_errors",
+            "Progress sockets ended by an error",
+            ["reason"],
+            registry=r,
+        )
+        # What a closed socket must give back; the cleanup test compares them before and after.
+        self.hub_subscribers = Gauge(
+            "scamtrail_progress_hub_subscribers",
+            "Subscriptions held by this process's hub",
+            registry=r,
+        )
+        self.hub_channels = Gauge(
+            "scamtrail_progress_hub_channels",
+            "Redis channels this process subscribes to",
+            registry=r,
+        )
+        self.asyncio_tasks = Gauge(
+            "scamtrail_asyncio_tasks", "asyncio tasks alive in this process", registry=r
+        )
+        self.relay = _RelayCollector()
+        r.register(self.relay)
+
+
+def install(app: FastAPI) -> StreamMetrics:
+    metrics = StreamMetrics()
+    app.state.stream_metrics = metrics
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def scrape(request: Request) -> Response:
+        services = request.app.state.services
+        name = services.settings.relay_name
+        try:
+            async with services.engine.connect() as conn:
+                row = (
+                    await conn.execute(_RELAY_LAG, {"name": name, "limit": LAG_COUNT_LIMIT})
+                ).first()
+        except DBAPIError as error:
+            log.warning("metrics: reading the relay checkpoint failed: %r", error)
+            row = None
+        if row is not None:
+            metrics.relay.published = int(row.published_total)
+            metrics.relay.lag_events = int(row.lag_events)
+            metrics.relay.lag_seconds = float(row.lag_seconds or 0.0)
+        metrics.hub_subscribers.set(services.hub.subscriber_count)
+        metrics.hub_channels.set(services.hub.channel_count)
+        metrics.asyncio_tasks.set(len(asyncio.all_tasks()))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(router)
+    return metrics

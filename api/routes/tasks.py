@@ -1,0 +1,91 @@
+"""Submit, read and cancel tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
+
+from api import commands
+from api.caller import Caller, current_caller
+from api.schemas import CancelTask, ReviewTask, SubmitTask, TaskAccepted, TaskView
+from api.services import Services, services
+from domain import events as ev
+from infrastructure.task_log import TaskLog
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+Svc = Annotated[Services, Depends(services)]
+Who = Annotated[Caller, Depends(current_caller)]
+
+
+def _task_log(svc: Services) -> TaskLog:
+    return TaskLog(svc.store)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TaskAccepted,
+    responses={409: {"description": "Idempotency-Key reused"}, 413: {"description": "Too big"}},
+)
+async def submit(
+    body: SubmitTask,
+    response: Response,
+    svc: Svc,
+    caller: Who,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> TaskAccepted:
+    """Submit a message for analysis. Progress streams at `links.websocket`."""
+    size = len(body.content.encode())
+    if size > svc.settings.max_content_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"content is {size} bytes; the limit is {svc.settings.max_content_bytes}",
+        )
+    submission = ev.TaskSubmitted(
+        content=body.content, kind=body.kind, client_metadata=body.metadata
+    )
+    task_id, created = await commands.submit_task(
+        _task_log(svc), svc.jobs, svc.settings.queue, caller, submission, idempotency_key
+    )
+    response.headers["Location"] = f"/tasks/{task_id}"
+    state = await _task_log(svc).task(task_id)
+    return TaskAccepted(
+        task_id=task_id,
+        status=state.status if state else "submitted",
+        created=created,
+        links=commands.links(task_id),
+    )
+
+
+@router.get("/{task_id}", response_model=TaskView, responses={404: {"description": "No task"}})
+async def get_task(task_id: str, svc: Svc, caller: Who) -> TaskView:
+    """The task's current state (a projection of its events)."""
+    return TaskView.of(await commands.visible_task(_task_log(svc), caller, task_id))
+
+
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskView,
+    responses={404: {"description": "No task"}, 409: {"description": "Already finished"}},
+)
+async def cancel(task_id: str, svc: Svc, caller: Who, body: CancelTask | None = None) -> TaskView:
+    """Cancel an unfinished task; the worker stops before its next step."""
+    reason = body.reason if body else None
+    return TaskView.of(await commands.cancel_task(_task_log(svc), caller, task_id, reason))
+
+
+@router.post(
+    "/{task_id}/reviews",
+    response_model=TaskView,
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "No task"}, 409: {"description": "No verdict to review"}},
+)
+async def review(task_id: str, body: ReviewTask, svc: Svc, caller: Who) -> TaskView:
+    """An analyst confirms or overrides the agent's verdict, with a note."""
+    state = await commands.review_task(
+        _task_log(svc), caller, task_id, body.decision, body.verdict, body.note
+    )
+    return TaskView.of(state)

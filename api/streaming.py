@@ -1,0 +1,174 @@
+"""The delivery loop behind every progress socket (WebSocket, multi-task WebSocket, SSE).
+
+History from PostgreSQL, then live messages from the hub, with no gap and no duplicate between
+the two: subscribe first, then read history, then drop every live message whose `seq` was sent
+already. A live message beyond the next expected `seq` means something was missed (a relay that
+published out of log order, a Redis reconnect): the missing events are read from PostgreSQL.
+When the hub marks the subscription stale (queue overflow, Redis outage) the loop reads
+PostgreSQL until it has caught up; while Redis is down it polls PostgreSQL every `ws_poll_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from api.metrics import StreamMetrics
+from domain.errors import TaskNotFound
+from domain.progress import (
+    TERMINAL_EVENT_TYPES,
+    connected_message,
+    heartbeat_message,
+    progress_message,
+)
+from infrastructure.event_store import EventStore
+from infrastructure.hub import ProgressHub, task_channel, tenant_channel
+from infrastructure.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HISTORY_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for the client: `seq` is set for events (SSE uses it as the event id)."""
+
+    text: str
+    kind: str = "event"  # "event", "heartbeat" or "connected"
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+@dataclass
+class Follow:
+    """What a socket follows: some tasks (after a seq each), or every task of a tenant."""
+
+    task_ids: list[str]
+    after: dict[str, int] = field(default_factory=dict)
+    tenant: str | None = None
+
+    @property
+    def ends_when_finished(self) -> bool:
+        return self.tenant is None
+
+
+async def check_tasks(store: EventStore, task_ids: list[str], tenant: str | None) -> None:
+    """TaskNotFound unless every task exists (and belongs to `tenant`, when one is given: another
+    tenant's task is reported as not found, so its existence is not revealed)."""
+    for task_id in task_ids:
+        first = await store.read_stream(task_id, limit=1)
+        if not first or (tenant is not None and first[0].metadata.tenant != tenant):
+            raise TaskNotFound(task_id)
+
+
+async def progress_stream(
+    store: EventStore,
+    hub: ProgressHub,
+    settings: Settings,
+    metrics: StreamMetrics,
+    follow: Follow,
+) -> AsyncGenerator[Outgoing | Close, None]:
+    sent = {task_id: follow.after.get(task_id, 0) for task_id in follow.task_ids}
+    finished: set[str] = set()
+    channels = [task_channel(t) for t in follow.task_ids]
+    if follow.tenant is not None:
+        channels.append(tenant_channel(follow.tenant))
+    first = max(sent.values(), default=0)
+    hello = connected_message(follow.task_ids, datetime.now(UTC), after=first)
+    yield Outgoing(json.dumps(hello), "connected")
+
+    async def catch_up(task_id: str) -> AsyncIterator[Outgoing]:
+        """Everything after what was sent, from PostgreSQL, up to the task's end."""
+        while task_id not in finished:
+            page = await store.read_stream(task_id, sent[task_id], limit=HISTORY_PAGE)
+            for recorded in page:
+                sent[task_id] = recorded.version
+                yield Outgoing(json.dumps(progress_message(recorded)), seq=recorded.version)
+                if recorded.type in TERMINAL_EVENT_TYPES:
+                    finished.add(task_id)
+                    return
+            if len(page) < HISTORY_PAGE:
+                return
+
+    def done() -> bool:
+        return follow.ends_when_finished and finished >= set(follow.task_ids)
+
+    sub = await hub.subscribe(channels)  # before the history: nothing falls between the two
+    degraded = False
+    try:
+        sub.take_stale()  # the history read below covers whatever was missed so far
+        for task_id in follow.task_ids:
+            async for out in catch_up(task_id):
+                yield out
+        if done():
+            yield Close(1000, "task finished")
+            return
+        heartbeat_s, idle_s = settings.ws_heartbeat_s, settings.ws_idle_timeout_s
+        last_event = next_heartbeat = time.monotonic()
+        next_heartbeat += heartbeat_s
+        while True:
+            if hub.degraded != degraded:
+                degraded = hub.degraded
+                metrics.degraded_sockets.inc() if degraded else metrics.degraded_sockets.dec()
+                log.warning(
+                    "progress socket for %s: %s",
+                    channels,
+                    "Redis unreachable, polling PostgreSQL"
+                    if degraded
+                    else "back on the live path",
+                )
+            if sub.take_stale() or degraded:
+                if sub.overflows:
+                    metrics.overflows.inc(sub.overflows)
+                    sub.overflows = 0
+                for task_id in list(sent):
+                    async for out in catch_up(task_id):
+                        last_event = time.monotonic()
+                        yield out
+                if done():
+                    yield Close(1000, "task finished")
+                    return
+            now = time.monotonic()
+            if now >= last_event + idle_s:
+                yield Close(1000, "idle timeout")
+                return
+            if now >= next_heartbeat:
+                yield Outgoing(json.dumps(heartbeat_message(datetime.now(UTC))), "heartbeat")
+                next_heartbeat = now + heartbeat_s
+            wait = min(next_heartbeat, last_event + idle_s) - now
+            message = await sub.get(min(wait, settings.ws_poll_s) if degraded else wait)
+            if message is None:
+                continue
+            task_id = message.task_id
+            if task_id not in sent:
+                if follow.tenant is None:
+                    continue
+                sent[task_id] = message.seq - 1  # a tenant's new task: follow it from here
+            if task_id in finished or message.seq <= sent[task_id]:
+                continue  # sent already (history, a gap fill, or a duplicate publish)
+            last_event = time.monotonic()
+            if message.seq > sent[task_id] + 1:
+                async for out in catch_up(task_id):  # fills the gap, this message included
+                    yield out
+            else:
+                sent[task_id] = message.seq
+                if message.terminal:
+                    finished.add(task_id)
+                yield Outgoing(message.text, seq=message.seq)
+            if done():
+                yield Close(1000, "task finished")
+                return
+    finally:
+        hub.unsubscribe(sub)
+        if degraded:
+            metrics.degraded_sockets.dec()

@@ -1,0 +1,336 @@
+"""Live progress: relay latency, end-to-end latency to WebSocket clients, memory per socket.
+
+Prints JSON. Runs real processes: `scamtrail relay` and `scamtrail api` (uvicorn), with WebSocket
+clients in separate processes (so the clients do not steal the api's CPU in-process).
+
+1. Relay latency, commit -> Redis, at `--rate` events/s (one event per append, over 100 tasks);
+   in the same run each append is also PUBLISHed straight after it returns (the seed's design,
+   which loses events when the publisher crashes between the two): both as p50/p99, and a ratio.
+2. End-to-end commit -> WebSocket client, with 1,000 and 5,000 open sockets on one api process
+   (sockets spread over 50 tasks, one event per task per second); latency is measured against
+   the event's `timestamp` (recorded_at, ms resolution, same machine clock).
+3. Resident memory per idle socket: api RSS after the sockets connected minus before, per socket.
+
+    python benchmarks/streaming.py [--seconds 5] [--sockets 1000,5000]
+
+Uses SCAMTRAIL_TEST_DATABASE_URL (database renamed `scamtrail_bench_streaming`) and
+SCAMTRAIL_TEST_REDIS_URL, else the SCAMTRAIL_* settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from domain import events as ev  # noqa: E402
+from domain.log import EventMetadata, NewEvent  # noqa: E402
+from infrastructure.database import create_engine, migrate  # noqa: E402
+from infrastructure.event_store import EventStore  # noqa: E402
+from infrastructure.settings import async_database_url, load_settings  # noqa: E402
+
+METADATA = EventMetadata(tenant="bench", actor="bench")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else -1.0
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": pct(ms, 0.50), "p99_ms": pct(ms, 0.99), "max_ms": pct(ms, 1.0), "n": len(ms)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def new(event: ev.DomainEvent) -> NewEvent:
+    return NewEvent(event, METADATA)
+
+
+# --- client process -------------------------------------------------------------------------
+
+
+async def client_main(urls: list[str]) -> None:
+    import websockets
+
+    latencies: list[float] = []
+    opened = 0
+
+    async def one(url: str, ready: asyncio.Event) -> None:
+        nonlocal opened
+        async with websockets.connect(url, open_timeout=120, max_queue=None) as ws:
+            opened += 1
+            async for raw in ws:
+                now = time.time()
+                body = json.loads(raw)
+                if body.get("step") == "connected":
+                    ready.set()
+                elif "seq" in body and body["seq"] > 1:
+                    stamp = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
+                    latencies.append((now - stamp.timestamp()) * 1000)
+
+    readies = [asyncio.Event() for _ in urls]
+    tasks = []
+    for i in range(0, len(urls), 200):  # connect in waves: the accept backlog is finite
+        wave = zip(urls[i : i + 200], readies[i : i + 200], strict=True)
+        batch = [asyncio.create_task(one(u, r)) for u, r in wave]
+        tasks += batch
+        await asyncio.gather(*(r.wait() for r in readies[i : i + 200]))
+    print("ready", flush=True)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    errors = [repr(r) for r in results if isinstance(r, BaseException)]
+    print(json.dumps({"latencies_ms": latencies, "errors": errors[:5], "opened": opened}))
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], port: int, logs: Path) -> None:
+        self.env, self.port, self.logs = env, port, logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    async def wait_http(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.port}/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("api did not start")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def relay_latency(
+    store: EventStore, redis: Redis, rate: int, seconds: float
+) -> dict[str, Any]:
+    prefix = f"rl-{uuid.uuid4().hex[:8]}-"
+    tasks = [f"{prefix}{i}" for i in range(100)]
+    versions = dict.fromkeys(tasks, 0)
+    committed: dict[str, float] = {}
+    relayed: dict[str, float] = {}
+    direct: dict[str, float] = {}
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(f"agent_progress:{prefix}*", f"direct:{prefix}*")
+
+    async def listen() -> None:
+        async for message in pubsub.listen():
+            if message["type"] != "pmessage":
+                continue
+            now = time.time()
+            body = json.loads(message["data"])
+            (direct if message["channel"].startswith(b"direct:") else relayed)[body["event_id"]] = (
+                now
+            )
+
+    listening = asyncio.create_task(listen())
+    for task in tasks:  # the streams exist before measuring
+        await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
+        versions[task] = 1
+    await asyncio.sleep(1)
+
+    total = int(rate * seconds)
+    per_task = total // len(tasks)
+
+    async def writer(w: int, started: float) -> None:
+        """One writer per task (a task's steps are sequential), paced so that together the
+        writers append `rate` events/s: writer w appends at started + (k * 100 + w) / rate."""
+        task = tasks[w]
+        for k in range(per_task):
+            delay = started + (k * len(tasks) + w) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            event = new(ev.ProgressReported(message=f"step {k}", percent=50, step="scam_db"))
+            await store.append(task, [event], versions[task])
+            versions[task] += 1
+            committed[str(event.event_id)] = time.time()
+            # The seed's design: publish straight after the append, from the writer.
+            body = {"event_id": str(event.event_id), "seq": versions[task]}
+            await redis.publish(f"direct:{task}", json.dumps(body))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(w, started) for w in range(len(tasks))))
+    achieved = per_task * len(tasks) / (time.perf_counter() - started)
+    total = per_task * len(tasks)
+    await asyncio.sleep(2)
+    listening.cancel()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    relay_ms = [(relayed[e] - t) * 1000 for e, t in committed.items() if e in relayed]
+    direct_ms = [(direct[e] - t) * 1000 for e, t in committed.items() if e in direct]
+    relay, plain = summary(relay_ms), summary(direct_ms)
+    return {
+        "target_rate_events_per_s": rate,
+        "achieved_rate_events_per_s": round(achieved),
+        "events": total,
+        "relay_commit_to_redis": relay,
+        "plain_publish_after_append": plain,
+        "p50_ratio_relay_over_plain": round(relay["p50_ms"] / max(plain["p50_ms"], 0.01), 2),
+        "p99_ratio_relay_over_plain": round(relay["p99_ms"] / max(plain["p99_ms"], 0.01), 2),
+        "relay_missing": total - len(relay_ms),
+        "target": "relay p99 < 20 ms",
+        "target_met": relay["p99_ms"] < 20,
+    }
+
+
+async def sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: int,
+                      seconds: float) -> dict[str, Any]:  # fmt: skip
+    prefix = f"ws-{uuid.uuid4().hex[:8]}-"
+    tasks = [f"{prefix}{i}" for i in range(50)]
+    for task in tasks:
+        await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
+    urls = [
+        f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{tasks[i % 50]}" for i in range(sockets)
+    ]
+    before = rss_kb(api_pid)
+    shards = [urls[i::2] for i in range(2)]
+    clients = []
+    for shard in shards:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--client", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(shard).encode() + b"\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
+        clients.append(proc)
+    for proc in clients:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 300)
+        assert line.strip() == b"ready", line
+    await asyncio.sleep(2)
+    after = rss_kb(api_pid)
+    # One event per task per second: 50 events/s, each fanned out to sockets/50 clients.
+    for second in range(int(seconds)):
+        tick = time.perf_counter()
+        for i, task in enumerate(tasks):
+            await store.append(
+                task, [new(ev.ProgressReported(message="x", percent=50))], second + 1
+            )
+            await asyncio.sleep(max(0, tick + (i + 1) / 50 - time.perf_counter()))
+    for task in tasks:
+        await store.append(task, [new(ev.TaskCompleted())], int(seconds) + 1)
+    latencies: list[float] = []
+    errors: list[str] = []
+    for proc in clients:
+        assert proc.stdout is not None
+        out = json.loads((await asyncio.wait_for(proc.stdout.read(), 300)).decode())
+        latencies += out["latencies_ms"]
+        errors += out["errors"]
+        await proc.wait()
+    expected = sockets * (int(seconds) + 1)
+    e2e = summary(latencies)
+    return {
+        "open_sockets": sockets,
+        "events_per_s": 50,
+        "messages_per_s": sockets,
+        "commit_to_client": e2e,
+        "messages_expected": expected,
+        "messages_received": len(latencies),
+        "client_errors": errors,
+        "api_rss_kb_before": before,
+        "api_rss_kb_with_idle_sockets": after,
+        "rss_kb_per_idle_socket": round((after - before) / sockets, 1),
+    }
+
+
+async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
+    base = os.environ.get("SCAMTRAIL_TEST_DATABASE_URL") or load_settings().database_url
+    url = make_url(async_database_url(base)).set(database="scamtrail_bench_streaming")
+    database_url = url.render_as_string(hide_password=False)
+    redis_url = os.environ.get("SCAMTRAIL_TEST_REDIS_URL") or load_settings().redis_url
+    await migrate(database_url)
+    settings = load_settings(database_url=database_url, redis_url=redis_url)
+    engine = create_engine(settings, pool_size=20)
+    store, redis = EventStore(engine), Redis.from_url(redis_url)
+    port, logs = free_port(), Path(os.environ.get("TMPDIR", "/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
+    env.update(SCAMTRAIL_DATABASE_URL=database_url, SCAMTRAIL_REDIS_URL=redis_url,
+               SCAMTRAIL_LOG_LEVEL="WARNING", SCAMTRAIL_WS_IDLE_TIMEOUT_S="600")  # fmt: skip
+    stack = Stack(env, port, logs)
+    report: dict[str, Any] = {
+        "benchmark": "streaming",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+    }
+    try:
+        stack.start("relay", name="bench-relay")
+        api = stack.start("api", "--port", str(port), name="bench-api")
+        await stack.wait_http()
+        report["relay"] = await relay_latency(store, redis, rate, seconds)
+        report["websocket"] = [
+            await sockets_run(store, stack, api.pid, n, seconds) for n in socket_counts
+        ]
+        biggest = report["websocket"][-1]
+        per_socket = [r["rss_kb_per_idle_socket"] for r in report["websocket"]]
+        report["targets"] = {
+            "relay_p99_under_20_ms": report["relay"]["target_met"],
+            "idle_socket_under_40_kb": all(kb < 40 for kb in per_socket),
+            "5000_sockets_p99_under_250_ms": biggest["open_sockets"] >= 5000
+            and biggest["commit_to_client"]["p99_ms"] < 250,
+        }
+    finally:
+        stack.stop()
+        await redis.aclose()
+        await engine.dispose()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    if "--client" in sys.argv:
+        asyncio.run(client_main(json.loads(sys.stdin.readline())))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--sockets", default="1000,5000")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.sockets.split(",")]
+    asyncio.run(main(args.seconds, counts, args.rate))

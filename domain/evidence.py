@@ -1,0 +1,142 @@
+"""What a task's stream holds for the reasoner: the extracted entities, the tool outputs that
+arrived, the tool calls that failed for good, and the reasons each tool output gives.
+
+Outputs are read per the contract in domain.tools; a field that is missing or malformed is
+skipped rather than trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain import events as ev
+from domain.log import RecordedEvent
+
+SCAM_WORDS = ("scam", "fraud", "phishing", "smishing", "fake", "spam", "complaint", "warning")
+MAX_DETAILS = 3
+
+
+@dataclass
+class Evidence:
+    entities: tuple[ev.Entity, ...] = ()
+    extraction_version: int | None = None
+    # call_id -> (version, event): the first completion of each call.
+    completed: dict[str, tuple[int, ev.ToolCallCompleted]] = field(default_factory=dict)
+    # call_id -> (version, event): calls whose last word is a failure with no retry to come.
+    failed: dict[str, tuple[int, ev.ToolCallFailed]] = field(default_factory=dict)
+
+
+def collect(stream: Sequence[RecordedEvent]) -> Evidence:
+    evidence = Evidence()
+    for recorded in stream:
+        event = recorded.event
+        if isinstance(event, ev.EntitiesExtracted):
+            evidence.entities, evidence.extraction_version = event.entities, recorded.version
+        elif isinstance(event, ev.ToolCallCompleted):
+            evidence.completed.setdefault(event.call_id, (recorded.version, event))
+            evidence.failed.pop(event.call_id, None)
+        elif isinstance(event, ev.ToolCallFailed) and event.call_id not in evidence.completed:
+            if event.will_retry:
+                evidence.failed.pop(event.call_id, None)
+            else:
+                evidence.failed[event.call_id] = (recorded.version, event)
+    return evidence
+
+
+def tool_reasons(evidence: Evidence) -> list[ev.Reason]:
+    # The same finding from two calls (a URL and its domain both matching one indicator) is one
+    # reason citing both events: counting it twice would inflate the score.
+    found_by: dict[tuple[str, str], tuple[float, list[int]]] = {}
+    for version, event in evidence.completed.values():
+        reader = _READERS.get(event.tool)
+        found = reader(event.output) if reader else None
+        if found:
+            code, text, weight = found
+            found_by.setdefault((code, text), (weight, []))[1].append(version)
+    reasons = [
+        ev.Reason(code=code, text=text, weight=weight, evidence=tuple(versions))
+        for (code, text), (weight, versions) in found_by.items()
+    ]
+    for version, failure in evidence.failed.values():
+        what = "timed out" if failure.timed_out else f"failed ({failure.error})"
+        reasons.append(
+            ev.Reason(
+                code="tool_failed",
+                weight=0.0,
+                evidence=(version,),
+                text=f"{failure.tool} {what} after {failure.attempt} attempt(s) for "
+                f"{failure.call_id}; its evidence is missing, so confidence is lower",
+            )
+        )
+    return reasons
+
+
+Found = tuple[str, str, float] | None
+
+
+def _scam_database(output: dict[str, Any]) -> Found:
+    matches = [m for m in output.get("matches") or [] if isinstance(m, dict)]
+    if not matches:
+        return None
+    top = max(matches, key=lambda m: _number(m.get("report_count")))
+    count = int(_number(top.get("report_count")))
+    times = "once" if count == 1 else f"{count} times"
+    # One report is already strong evidence; many reports make it near-certain.
+    weight = min(0.95, 0.7 + 0.05 * math.log2(1 + count))
+    more = f" (and {len(matches) - 1} more matches)" if len(matches) > 1 else ""
+    text = (
+        f"{top.get('value')} is reported {times} in the scam database as "
+        f"'{top.get('category', 'scam')}'{more}"
+    )
+    return "scam_database_match", text, round(weight, 3)
+
+
+def _web_search(output: dict[str, Any]) -> Found:
+    results = [r for r in output.get("results") or [] if isinstance(r, dict)]
+    hits = [
+        r
+        for r in results
+        if any(
+            word in f"{r.get('title', '')} {r.get('snippet', '')}".lower() for word in SCAM_WORDS
+        )
+    ]
+    if not hits:
+        return None
+    first = hits[0]
+    text = (
+        f"web search finds {len(hits)} page(s) reporting it as a scam, e.g. "
+        f"'{first.get('title', '')}' ({first.get('url', '')})"
+    )
+    return "web_reports", text, 0.3 if len(hits) == 1 else 0.45
+
+
+def _risk(output: dict[str, Any], subject: str, key: str) -> Found:
+    risk = min(max(_number(output.get("risk")), 0.0), 1.0)
+    if risk <= 0:
+        return None
+    signals = [s for s in output.get("signals") or [] if isinstance(s, dict)]
+    details = "; ".join(str(s.get("detail", s.get("code", ""))) for s in signals[:MAX_DETAILS])
+    return f"{subject}_risk", f"{output.get(key)} looks risky: {details} (risk {risk:.2f})", risk
+
+
+def _domain_reputation(output: dict[str, Any]) -> Found:
+    return _risk(output, "domain", "domain")
+
+
+def _phone_validator(output: dict[str, Any]) -> Found:
+    return _risk(output, "phone", "number")
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+_READERS = {
+    "scam_database": _scam_database,
+    "web_search": _web_search,
+    "domain_reputation": _domain_reputation,
+    "phone_validator": _phone_validator,
+}

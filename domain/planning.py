@@ -1,0 +1,113 @@
+"""Which tool calls the agent makes for a task, decided from the extracted entities alone.
+
+Planning is deterministic: the same entities always give the same calls with the same ids, so a
+worker that resumes a task after a crash recognises the calls that already completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.events import Entity, Kind, Step
+from domain.tools import TOOL_STEPS
+
+MAX_CALLS = 24
+# Per-tool caps keep one noisy message (fifty links) from starving the other tools; together
+# they stay within MAX_CALLS.
+TOOL_CAPS = {"scam_database": 10, "web_search": 1, "domain_reputation": 7, "phone_validator": 6}
+LOOKED_UP = ("phone", "domain", "email", "url")
+# Lures worth naming in a search query, most telling first.
+SEARCHABLE_LURES = ("prize_or_lottery", "investment_lure", "job_offer_lure")
+MAX_QUERY_TERMS = 4
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    call_id: str
+    tool: str
+    step: Step
+    input: dict[str, Any]
+
+
+def plan_tool_calls(
+    entities: Sequence[Entity], *, kind: Kind, client_metadata: Mapping[str, Any]
+) -> list[PlannedCall]:
+    """The calls to make, in step order: scam database, web search, domain reputation, phones."""
+    calls = [
+        *_scam_database(entities),
+        *_web_search(entities),
+        *_domain_reputation(entities),
+        *_phone_validator(entities, client_metadata),
+    ]
+    return calls[:MAX_CALLS]
+
+
+def _call(tool: str, key: str, call_input: dict[str, Any]) -> PlannedCall:
+    return PlannedCall(f"{TOOL_STEPS[tool]}:{key}", tool, TOOL_STEPS[tool], call_input)
+
+
+def _scam_database(entities: Sequence[Entity]) -> list[PlannedCall]:
+    # Indicators are looked up most-specific first: a number or an address identifies a
+    # campaign better than a URL whose path changes with every message.
+    ranked = sorted(
+        (e for e in entities if e.kind in LOOKED_UP), key=lambda e: LOOKED_UP.index(e.kind)
+    )
+    calls = [
+        _call("scam_database", f"{e.kind}:{e.value}", {"kind": e.kind, "value": e.value})
+        for e in ranked
+    ]
+    return calls[: TOOL_CAPS["scam_database"]]
+
+
+def _web_search(entities: Sequence[Entity]) -> list[PlannedCall]:
+    query = search_query(entities)
+    if not query:
+        return []
+    digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+    return [_call("web_search", digest, {"query": query})]
+
+
+def search_query(entities: Sequence[Entity]) -> str:
+    """A query built from what identifies the sender best: its numbers and domains, then the
+    brand it claims to be and the kind of lure. Empty when there is nothing worth searching."""
+    terms: list[str] = []
+    for wanted in ("phone", "domain", "email"):
+        terms += [e.value for e in entities if e.kind == wanted and e.value not in terms]
+    if not terms:
+        return ""
+    signals = {e.value: e for e in entities if e.kind == "signal"}
+    brand = signals.get("impersonated_brand")
+    words = [str(brand.details["brand"])] if brand and "brand" in brand.details else []
+    words += [code.replace("_", " ") for code in SEARCHABLE_LURES if code in signals][:1]
+    return " ".join([*terms[: MAX_QUERY_TERMS - len(words)], *words, "scam"])
+
+
+def _domain_reputation(entities: Sequence[Entity]) -> list[PlannedCall]:
+    urls = [e for e in entities if e.kind == "url"]
+    calls = []
+    for entity in entities:
+        if entity.kind != "domain":
+            continue
+        url = next((u.value for u in urls if _host_of(u) == entity.value), None)
+        calls.append(_call("domain_reputation", entity.value, {"domain": entity.value, "url": url}))
+    return calls[: TOOL_CAPS["domain_reputation"]]
+
+
+def _host_of(url: Entity) -> str:
+    return str(url.details.get("host", "")).lower().removeprefix("www.")
+
+
+def _phone_validator(
+    entities: Sequence[Entity], client_metadata: Mapping[str, Any]
+) -> list[PlannedCall]:
+    region = client_metadata.get("sender_region")
+    claimed = region.upper() if isinstance(region, str) and region.strip() else None
+    calls = [
+        _call("phone_validator", e.value, {"value": e.value, "claimed_region": claimed})
+        for e in entities
+        if e.kind == "phone"
+    ]
+    return calls[: TOOL_CAPS["phone_validator"]]

@@ -1,0 +1,334 @@
+"""ProgressHub: ONE Redis Pub/Sub connection per process, fanned out to many subscribers.
+
+A channel is subscribed in Redis when its first subscriber arrives and unsubscribed when its last
+leaves. Each subscriber (a WebSocket or SSE client) gets a bounded queue. When the queue is full
+the subscriber is marked *stale* and the hub stops queueing for it: its delivery loop then reads
+PostgreSQL (the record) until it has caught up, so a slow client costs at most `capacity`
+messages of memory and never loses an event.
+
+When Redis goes away, the hub is *degraded*: every subscriber is marked stale and polls
+PostgreSQL, while the hub reconnects with backoff and re-subscribes every channel. Once the
+subscriptions are confirmed, subscribers are marked stale once more (to read what was committed
+during the switch) and go back to the live path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from domain.progress import TERMINAL_EVENT_TYPES
+from infrastructure.outage import Backoff, OutageLog
+from infrastructure.redis_client import create_redis
+from infrastructure.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a new subscriber waits for Redis to confirm its SUBSCRIBE before it falls back to
+# reading PostgreSQL: short, because a client is waiting for its history meanwhile.
+SUBSCRIBE_TIMEOUT_S = 2.0
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+def task_channel(task_id: str) -> str:
+    return f"agent_progress:{task_id}"  # the seed's channel name
+
+
+def tenant_channel(tenant: str) -> str:
+    return f"tenant_progress:{tenant}"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveMessage:
+    """A wire-format message as published by the relay: parsed once per process, not per socket."""
+
+    task_id: str
+    seq: int
+    text: str
+    terminal: bool  # the task's stream ends with this message
+
+
+class Subscription:
+    """One subscriber's bounded queue. Only the hub puts; only its delivery loop takes."""
+
+    def __init__(self, channels: Iterable[str], capacity: int) -> None:
+        self.channels = tuple(dict.fromkeys(channels))
+        self._capacity = capacity
+        self._items: deque[LiveMessage] = deque()
+        self._ready = asyncio.Event()
+        self._stale = False
+        self._dropping = False
+        self.overflows = 0
+
+    def offer(self, message: LiveMessage) -> None:
+        if self._dropping:
+            return
+        if len(self._items) >= self._capacity:
+            self.overflows += 1
+            self._dropping = True
+            self._items.clear()  # all of it will be read from PostgreSQL instead
+            self.mark_stale()
+            return
+        self._items.append(message)
+        self._ready.set()
+
+    def mark_stale(self) -> None:
+        self._stale = True
+        self._ready.set()
+
+    def take_stale(self) -> bool:
+        """True once after the live path missed something: read PostgreSQL now. What was queued
+        is dropped: it was published, hence committed, so that read returns it."""
+        if not self._stale:
+            return False
+        self._stale, self._dropping = False, False
+        self._items.clear()
+        return True
+
+    async def get(self, within: float) -> LiveMessage | None:
+        """The next live message, or None after `within` seconds or when marked stale."""
+        if not self._items and not self._stale:
+            self._ready.clear()
+            try:
+                async with asyncio.timeout(max(within, 0)):
+                    await self._ready.wait()
+            except TimeoutError:
+                return None
+        if self._stale or not self._items:
+            return None
+        return self._items.popleft()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ProgressHub:
+    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+        self._settings = settings
+        self._redis = redis or create_redis(settings)
+        self._owns_redis = redis is None
+        self._control = f"scamtrail:hub:{uuid.uuid4()}"  # keeps the connection subscribed
+        self._channels: dict[str, set[Subscription]] = {}
+        self._confirmed: set[str] = set()
+        self._waiters: dict[str, list[asyncio.Future[bool]]] = {}
+        self._pubsub: PubSub | None = None
+        self._lock = asyncio.Lock()  # one command at a time on the shared connection
+        self._reader: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
+        self._outage = OutageLog(log, "progress hub")
+        self._connected = asyncio.Event()
+        self._closing = False
+
+    # --- what the delivery loops and metrics see -------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        return self._pubsub is None
+
+    @property
+    def subscriber_count(self) -> int:
+        return len({sub for subs in self._channels.values() for sub in subs})
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    async def wait_connected(self, within: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._connected.wait()
+        return self._connected.is_set()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._reader = asyncio.create_task(self._run(), name="progress-hub")
+
+    async def stop(self) -> None:
+        self._closing = True
+        tasks = [t for t in [self._reader, *self._chores] if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # redis-py may turn a cancellation inside a read into a TimeoutError, which the reader
+            # treats as an outage; `_closing` ends its loop then. Never wait forever on it.
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                log.warning("progress hub: %d task(s) did not stop within 5 s", len(stuck))
+        await self._drop_connection()
+        if self._owns_redis:
+            await self._redis.aclose()
+
+    # --- subscribe / unsubscribe ---------------------------------------------------------------
+
+    async def subscribe(self, channels: Iterable[str]) -> Subscription:
+        """A new subscriber; returns once Redis confirmed every channel, or marked stale."""
+        sub = Subscription(channels, self._settings.ws_queue_size)
+        new = []
+        for channel in sub.channels:
+            subscribers = self._channels.setdefault(channel, set())
+            if not subscribers:
+                new.append(channel)
+            subscribers.add(sub)
+        pubsub = self._pubsub
+        if pubsub is None:
+            sub.mark_stale()  # degraded: poll PostgreSQL until the hub reconnects
+            return sub
+        loop = asyncio.get_running_loop()
+        waits = []
+        for channel in sub.channels:
+            if channel not in self._confirmed:
+                future: asyncio.Future[bool] = loop.create_future()
+                self._waiters.setdefault(channel, []).append(future)
+                waits.append(future)
+        try:
+            if new:
+                async with self._lock:
+                    await pubsub.subscribe(*new)
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                confirmed = all(await asyncio.gather(*waits))
+        except _REDIS_ERRORS as error:
+            log.warning("progress hub: subscribe to %s failed: %r", new, error)
+            confirmed = False
+        except BaseException:
+            self.unsubscribe(sub)
+            raise
+        if not confirmed:
+            sub.mark_stale()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget `sub` now; channels left without subscribers are unsubscribed in Redis."""
+        emptied = []
+        for channel in sub.channels:
+            subscribers = self._channels.get(channel)
+            if subscribers is None:
+                continue
+            subscribers.discard(sub)
+            if not subscribers:
+                del self._channels[channel]
+                self._confirmed.discard(channel)
+                emptied.append(channel)
+        if emptied and self._pubsub is not None:
+            chore = asyncio.create_task(self._unsubscribe(self._pubsub, emptied))
+            self._chores.add(chore)
+            chore.add_done_callback(self._chores.discard)
+
+    async def _unsubscribe(self, pubsub: PubSub, channels: list[str]) -> None:
+        async with self._lock:
+            # A subscriber may have come back for a channel while we waited for the lock.
+            gone = [c for c in channels if c not in self._channels]
+            if gone and pubsub is self._pubsub:
+                try:
+                    await pubsub.unsubscribe(*gone)
+                except _REDIS_ERRORS as error:
+                    log.info("progress hub: unsubscribe failed (%r); the reader reconnects", error)
+
+    # --- the reader: one task per process ---------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = Backoff(most=self._settings.relay_backoff_max_s)
+        while not self._closing:
+            try:
+                await self._connect()
+                self._outage.up("Redis")
+                backoff.reset()
+                await self._read()
+            except _REDIS_ERRORS as error:
+                self._outage.down("Redis", error)
+            except Exception:  # a bug must not end live delivery for the whole process
+                log.exception("progress hub: reader failed; reconnecting")
+            if self._closing:
+                return
+            await self._drop_connection()
+            await asyncio.sleep(backoff.next())
+
+    async def _connect(self) -> None:
+        pubsub = self._redis.pubsub()
+        channels = [self._control, *self._channels]
+        try:
+            async with self._lock, asyncio.timeout(SUBSCRIBE_TIMEOUT_S * 2):
+                await pubsub.subscribe(*channels)
+                pending = set(channels)
+                while pending:
+                    message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT_S)
+                    if message and message["type"] == "subscribe":
+                        pending.discard(_text(message["channel"]))
+        except BaseException:
+            await _close(pubsub)
+            raise
+        self._pubsub = pubsub
+        self._confirmed = set(channels)
+        self._connected.set()
+        missed = [c for c in self._channels if c not in self._confirmed]
+        if missed:  # subscribers who arrived while we reconnected
+            async with self._lock:
+                await pubsub.subscribe(*missed)
+        for sub in {sub for subs in self._channels.values() for sub in subs}:
+            sub.mark_stale()  # read what was committed while the live path was down
+
+    async def _read(self) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            kind, channel = message["type"], _text(message["channel"])
+            if kind == "message":
+                self._dispatch(channel, message["data"])
+            elif kind == "subscribe" and channel in self._channels:
+                self._confirmed.add(channel)
+                for future in self._waiters.pop(channel, []):
+                    if not future.done():
+                        future.set_result(True)
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return
+        try:
+            body: dict[str, Any] = json.loads(data)
+            terminal = body.get("event_type") in TERMINAL_EVENT_TYPES
+            message = LiveMessage(str(body["task_id"]), int(body["seq"]), data.decode(), terminal)
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("progress hub: dropped a malformed message on %s: %r", channel, error)
+            return
+        for sub in subscribers:
+            sub.offer(message)
+
+    async def _drop_connection(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self._connected.clear()
+        self._confirmed.clear()
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(False)
+        self._waiters.clear()
+        for sub in {sub for subs in self._channels.values() for sub in subs}:
+            sub.mark_stale()
+        if pubsub is not None:
+            await _close(pubsub)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _close(pubsub: PubSub) -> None:
+    try:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    except _REDIS_ERRORS as error:
+        log.debug("progress hub: closing the old Pub/Sub connection: %r", error)

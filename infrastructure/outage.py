@@ -1,0 +1,59 @@
+"""Riding out an outage of PostgreSQL or Redis: exponential backoff, and one log line per outage
+(not one per retry), so a ten-minute outage is two lines in the log, not ten thousand."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+
+class Backoff:
+    """Delays of first, 2*first, 4*first ... up to `most` seconds, each with +-20% jitter so
+    replicas that lost the same server do not retry in lockstep."""
+
+    def __init__(self, first: float = 0.05, most: float = 2.0) -> None:
+        self._first, self._most, self._next = first, most, first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self._most)
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self._next = self._first
+
+
+class OutageLog:
+    """Logs the first failure of a dependency and its recovery; failures in between go to debug."""
+
+    def __init__(self, log: logging.Logger, who: str) -> None:
+        self._log, self._who = log, who
+        self._since: dict[str, float] = {}
+
+    def down(self, what: str, error: BaseException) -> None:
+        if what in self._since:
+            self._log.debug("%s: %s still unreachable: %r", self._who, what, error)
+            return
+        self._since[what] = time.monotonic()
+        self._log.warning("%s: %s unreachable (%r); retrying with backoff", self._who, what, error)
+
+    def up(self, what: str) -> None:
+        since = self._since.pop(what, None)
+        if since is not None:
+            self._log.warning(
+                "%s: %s is back after %.1f s", self._who, what, time.monotonic() - since
+            )
+
+    def is_down(self, what: str) -> bool:
+        return what in self._since
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,100 @@
+"""The task projection table: TaskState rows, read and written inside the caller's transaction.
+
+The meaning of every event lives in `domain.task.evolve`; this module only stores its result.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.task import TaskState
+
+_UPSERT = sa.text(
+    """
+    INSERT INTO task_projection (
+        task_id, tenant, kind, status, current_step, percent, verdict, score, confidence,
+        reviewed_verdict, error, content_preview, submitted_at, finished_at, version, calls,
+        updated_at)
+    VALUES (
+        :task_id, :tenant, :kind, :status, :current_step, :percent, :verdict, :score,
+        :confidence, :reviewed_verdict, :error, :content_preview, :submitted_at, :finished_at,
+        :version, CAST(:calls AS jsonb), now())
+    ON CONFLICT (task_id) DO UPDATE SET
+        status = EXCLUDED.status, current_step = EXCLUDED.current_step,
+        percent = EXCLUDED.percent, verdict = EXCLUDED.verdict, score = EXCLUDED.score,
+        confidence = EXCLUDED.confidence, reviewed_verdict = EXCLUDED.reviewed_verdict,
+        error = EXCLUDED.error, finished_at = EXCLUDED.finished_at,
+        version = EXCLUDED.version, calls = EXCLUDED.calls, updated_at = now()
+    """
+)
+# A rebuild must never replace a row that a live append has moved past meanwhile.
+_UPSERT_IF_NEWER = sa.text(_UPSERT.text + " WHERE task_projection.version <= EXCLUDED.version")
+_SELECT = sa.text("SELECT * FROM task_projection WHERE task_id = :task_id")
+
+
+async def load_task(conn: AsyncConnection, task_id: str) -> TaskState | None:
+    row = (await conn.execute(_SELECT, {"task_id": task_id})).mappings().first()
+    return None if row is None else state_from_row(row)
+
+
+async def save_task(
+    conn: AsyncConnection, state: TaskState, *, only_if_newer: bool = False
+) -> None:
+    await conn.execute(_UPSERT_IF_NEWER if only_if_newer else _UPSERT, row_from_state(state))
+
+
+def row_from_state(state: TaskState) -> dict[str, Any]:
+
+    return {
+        "task_id": state.task_id,
+        "tenant": state.tenant,
+        "kind": state.kind,
+        "status": state.status,
+        "current_step": state.current_step,
+        "percent": state.percent,
+        "verdict": state.verdict,
+        "score": state.score,
+        "confidence": state.confidence,
+        "reviewed_verdict": state.reviewed_verdict,
+        "error": state.error,
+        "content_preview": state.content_preview,
+        "submitted_at": state.submitted_at,
+        "finished_at": state.finished_at,
+        "version": state.version,
+        "calls": json.dumps(
+            {
+                "completed": state.completed_calls,
+                "started": sorted(state.started_calls),
+                "failed_attempts": state.failed_attempts,
+            },
+            sort_keys=True,
+        ),
+    }
+
+
+def state_from_row(row: Any) -> TaskState:
+    calls = row["calls"]
+    return TaskState(
+        task_id=row["task_id"],
+        tenant=row["tenant"],
+        version=row["version"],
+        status=row["status"],
+        kind=row["kind"],
+        submitted_at=row["submitted_at"],
+        content_preview=row["content_preview"],
+        current_step=row["current_step"],
+        percent=row["percent"],
+        verdict=row["verdict"],
+        score=row["score"],
+        confidence=row["confidence"],
+        reviewed_verdict=row["reviewed_verdict"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+        completed_calls=dict(calls["completed"]),
+        failed_attempts=int(calls["failed_attempts"]),
+        started_calls=frozenset(calls["started"]),
+    )

@@ -1,0 +1,170 @@
+"""The relay: PostgreSQL log -> Redis Pub/Sub, at least once, in log order.
+
+Exactly one relay publishes at a time: the one holding a session-level PostgreSQL advisory lock.
+Standbys retry the lock every `relay_lock_retry_s`; PostgreSQL releases it the moment the
+holder's connection ends (crash, SIGKILL, network loss), so a standby takes over within about
+that long. A brief overlap (an old leader publishing its last batch) only causes duplicates,
+which clients drop by `seq`.
+
+The checkpoint (LogCursor, table relay_checkpoints) is written after publishing, at most every
+`relay_checkpoint_s`: after a crash the relay re-publishes since the last checkpoint. Duplicates
+are fine; losses are not.
+
+Wake-up. Measured on this 2-core machine: a statement-level trigger doing pg_notify on every
+append (LISTEN/NOTIFY wake-up, ~1 ms) cut EventStore.append at 8 writers from 7,735 to 3,634
+events/s (0.47x) — NOTIFY serialises every committing transaction on a cluster-wide lock. So the
+relay instead probes for new rows every `relay_poll_s` (5 ms) with one prepared EXISTS query on
+an index range (~0.1 ms), which costs writers nothing; commit -> Redis latency stays within a
+few ms (benchmarks/streaming.py measures it). When the probe finds rows that read_all cannot
+return yet (an older transaction still running), the relay simply probes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from domain.log import LOG_START, LogCursor, RecordedEvent
+from domain.progress import progress_message
+from infrastructure.event_store import EventStore
+from infrastructure.hub import task_channel, tenant_channel
+from infrastructure.outage import Backoff, OutageLog, sleep_unless
+from infrastructure.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Any fixed 64-bit number works as long as every relay uses the same one; advisory locks are
+# per database, so relays of different databases never contend.
+RELAY_LOCK_KEY = 0x5CA7_7A11_0000_0001
+
+_PROBE = """
+    SELECT EXISTS (
+        SELECT 1 FROM events
+        WHERE (transaction_id, global_position) > ($1::text::xid8, $2::bigint)
+          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()))
+"""
+_LOAD = "SELECT log_cursor FROM relay_checkpoints WHERE name = $1"
+_SAVE = """
+    INSERT INTO relay_checkpoints (name, log_cursor, published_total) VALUES ($1, $2, $3)
+    ON CONFLICT (name) DO UPDATE SET log_cursor = EXCLUDED.log_cursor,
+        published_total = relay_checkpoints.published_total + EXCLUDED.published_total,
+        updated_at = now()
+"""
+_PG_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError, TimeoutError)
+
+
+class _Stopped(Exception):
+    """`stop` was set while the relay waited on something."""
+
+
+class Relay:
+    def __init__(self, settings: Settings, store: EventStore, redis: Redis) -> None:
+        self._settings, self._store, self._redis = settings, store, redis
+        url = make_url(settings.database_url).set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._outage = OutageLog(log, f"relay {settings.relay_name!r}")
+        self.active = False
+        self.published = 0  # events published by this process (duplicates included)
+        self.lag_seconds = 0.0  # commit -> publish of the last batch
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set: wait for the lock, publish, ride out outages."""
+        backoff = Backoff(most=self._settings.relay_backoff_max_s)
+        while not stop.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=5)
+                if await self._acquire(conn, stop):
+                    self._outage.up("PostgreSQL")
+                    backoff.reset()
+                    await self._publish_while_leader(conn, stop)
+            except _Stopped:
+                break
+            except _PG_ERRORS as error:
+                self._outage.down("PostgreSQL", error)
+                await sleep_unless(stop, backoff.next())
+            finally:
+                self.active = False
+                if conn is not None:
+                    await _close(conn)
+
+    async def _acquire(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
+        waiting_logged = False
+        while not stop.is_set():
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                log.info("relay %r: active (holds the advisory lock)", self._settings.relay_name)
+                self.active = True
+                return True
+            if not waiting_logged:
+                log.info(
+                    "relay %r: standby; another relay holds the lock", self._settings.relay_name
+                )
+                waiting_logged = True
+            await sleep_unless(stop, self._settings.relay_lock_retry_s)
+        return False
+
+    async def _publish_while_leader(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        settings = self._settings
+        text = await conn.fetchval(_LOAD, settings.relay_name)
+        cursor = LogCursor.parse(text) if text else LOG_START
+        probe = await conn.prepare(_PROBE)
+        unsaved, saved_at = 0, time.monotonic()
+        while not stop.is_set():
+            batch = await self._store.read_all(cursor, limit=settings.relay_batch_size)
+            if batch:
+                await self._publish(batch, stop)
+                cursor, unsaved = batch[-1].cursor, unsaved + len(batch)
+                if time.monotonic() - saved_at < settings.relay_checkpoint_s:
+                    continue
+            if unsaved:
+                await conn.execute(_SAVE, settings.relay_name, str(cursor), unsaved)
+                unsaved, saved_at = 0, time.monotonic()
+            if batch:
+                continue
+            self.lag_seconds = 0.0
+            # Idle: probe until the log has something past the cursor (see the module docstring).
+            while not await probe.fetchval(str(cursor.transaction_id), cursor.position):
+                if await sleep_unless(stop, settings.relay_poll_s):
+                    return
+
+    async def _publish(self, batch: Sequence[RecordedEvent], stop: asyncio.Event) -> None:
+        """PUBLISH every event to its task's and its tenant's channel, in one round trip; retry
+        until Redis takes them (the checkpoint does not move meanwhile)."""
+        backoff = Backoff(most=self._settings.relay_backoff_max_s)
+        while True:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for recorded in batch:
+                        message = json.dumps(progress_message(recorded))
+                        pipe.publish(task_channel(recorded.stream_id), message)
+                        pipe.publish(tenant_channel(recorded.metadata.tenant), message)
+                    await pipe.execute()
+            except (RedisError, OSError) as error:
+                self._outage.down("Redis", error)
+                if await sleep_unless(stop, backoff.next()):
+                    raise _Stopped from None
+                continue
+            self._outage.up("Redis")
+            self.published += len(batch)
+            self.lag_seconds = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
+            return
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), timeout=2)
+    except (*_PG_ERRORS, asyncio.CancelledError) as error:
+        log.debug("relay: closing the lock connection failed (%r); terminating it", error)
+        conn.terminate()
+        if isinstance(error, asyncio.CancelledError):
+            raise

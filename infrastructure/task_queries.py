@@ -1,0 +1,92 @@
+"""Reads of the task projection: one tenant's tasks, filtered, newest first, keyset-paginated.
+
+Every query names the tenant in its WHERE clause: scoping happens in the database, not after."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.task import TaskState
+from infrastructure.projections import state_from_row
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    status: str | None = None
+    verdict: str | None = None  # the final verdict: the analyst's if reviewed, else the agent's
+    reviewed: bool | None = None
+    submitted_after: datetime | None = None
+    submitted_before: datetime | None = None
+    text: str | None = None
+
+
+def encode_cursor(state: TaskState) -> str:
+    raw = f"{state.submitted_at.isoformat()}|{state.task_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, task_id = raw.split("|", 1)
+        return datetime.fromisoformat(moment), task_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor("cursor is not one this api returned; start again without it") from None
+
+
+async def list_tasks(
+    engine: AsyncEngine, tenant: str, where: TaskFilter, *, cursor: str | None, limit: int
+) -> tuple[list[TaskState], str | None]:
+    """One page of the tenant's tasks and the cursor of the next page (None at the end)."""
+    clauses = ["tenant = :tenant"]
+    params: dict[str, Any] = {"tenant": tenant, "limit": limit + 1}
+    if where.status:
+        clauses.append("status = :status")
+        params["status"] = where.status
+    if where.verdict:
+        clauses.append("coalesce(reviewed_verdict, verdict) = :verdict")
+        params["verdict"] = where.verdict
+    if where.reviewed is not None:
+        clauses.append(
+            "reviewed_verdict IS NOT NULL" if where.reviewed else "reviewed_verdict IS NULL"
+        )
+    if where.submitted_after:
+        clauses.append("submitted_at >= :after")
+        params["after"] = where.submitted_after
+    if where.submitted_before:
+        clauses.append("submitted_at < :before")
+        params["before"] = where.submitted_before
+    if where.text:
+        clauses.append("search @@ websearch_to_tsquery('simple', :text)")
+        params["text"] = where.text
+    if cursor:
+        params["c_at"], params["c_id"] = decode_cursor(cursor)
+        clauses.append("(submitted_at, task_id) < (:c_at, :c_id)")
+    query = sa.text(
+        "SELECT * FROM task_projection WHERE " + " AND ".join(clauses)
+        + " ORDER BY submitted_at DESC, task_id DESC LIMIT :limit"
+    )  # fmt: skip
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query, params)).mappings().all()
+    states = [state_from_row(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return states, encode_cursor(states[-1]) if more and states else None
+
+
+async def tenant_task(engine: AsyncEngine, tenant: str, task_id: str) -> TaskState | None:
+    """The task if it belongs to `tenant`; None for a missing task and for another tenant's."""
+    query = sa.text("SELECT * FROM task_projection WHERE task_id = :task_id AND tenant = :tenant")
+    async with engine.connect() as conn:
+        row = (await conn.execute(query, {"task_id": task_id, "tenant": tenant})).mappings().first()
+    return None if row is None else state_from_row(row)

@@ -1,0 +1,1 @@
+"""Tool adapters: the agent's tools behind the `domain.tools.Tool` protocol."""

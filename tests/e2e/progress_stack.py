@@ -1,0 +1,212 @@
+"""Real processes for the live-progress tests: `scamtrail api` under uvicorn, `scamtrail relay`,
+and a private redis-server a test may stop and restart. Every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+from domain import events as ev
+from infrastructure.event_store import EventStore
+from tests.factories import new, submitted
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def child_env(**settings: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
+    env.update({f"SCAMTRAIL_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+class Process:
+    """A child process with its output in a log file; `stop()` always reaps it."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no goodbye."""
+        if self.alive():
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_api(env: dict[str, str], port: int, log_path: Path) -> Process:
+    args = [sys.executable, "-m", "api.cli", "api", "--port", str(port)]
+    api = Process(args, env, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not api.alive():
+            raise RuntimeError(f"the api exited:\n{api.output()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return api
+        time.sleep(0.1)
+    api.stop()
+    raise RuntimeError(f"the api did not answer within 30 s:\n{api.output()[-3000:]}")
+
+
+def start_relay(env: dict[str, str], log_path: Path) -> Process:
+    return Process([sys.executable, "-m", "api.cli", "relay"], env, log_path)
+
+
+def start_redis(port: int, log_path: Path) -> Process:
+    args = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    redis = Process(args, dict(os.environ), log_path)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return redis
+        time.sleep(0.05)
+    redis.stop()
+    raise RuntimeError("redis-server did not start")
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[list[Process]]:
+    """Stops every process appended to the list, whatever happens in the block."""
+    started: list[Process] = []
+    try:
+        yield started
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+# --- the seed's story, as events ------------------------------------------------------------
+
+
+def seed_steps() -> list[ev.DomainEvent]:
+    """A whole analysis after TaskSubmitted, visiting every seed step, ending in `completed`."""
+    calls = [
+        ("scam_db", "scam_database"),
+        ("exa_search", "web_search"),
+        ("domain_reputation", "domain_reputation"),
+        ("phone_validator", "phone_validator"),
+    ]
+    steps: list[ev.DomainEvent] = [ev.EntitiesExtracted()]
+    for i, (step, tool) in enumerate(calls):
+        steps.append(ev.ToolCallStarted(call_id=f"c{i}", tool=tool, step=step, input={}))
+        steps.append(ev.ToolCallCompleted(call_id=f"c{i}", tool=tool, step=step, output={}))
+    steps.append(ev.VerdictReached(verdict="scam", score=0.9, confidence=0.8))
+    steps.append(ev.TaskCompleted(verdict="scam"))
+    return steps
+
+
+async def submit(store: EventStore, task_id: str, *, tenant: str = "acme") -> None:
+    await store.append(task_id, [submitted(tenant=tenant)], 0)
+
+
+async def append_steps(
+    store: EventStore,
+    task_id: str,
+    steps: list[ev.DomainEvent],
+    *,
+    after: int = 1,
+    pause: float = 0.0,
+    tenant: str = "acme",
+) -> None:
+    """Append each step as its own transaction (like a worker), versions after+1, after+2 ..."""
+    for i, event in enumerate(steps):
+        await store.append(task_id, [new(event, tenant=tenant)], after + i)
+        if pause:
+            await asyncio.sleep(pause)
+
+
+# --- a WebSocket client that records everything ----------------------------------------------
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if "seq" in m]
+
+    @property
+    def seqs(self) -> list[int]:
+        return [m["seq"] for m in self.events]
+
+    @property
+    def heartbeats(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("heartbeat")]
+
+
+async def record(
+    url: str,
+    *,
+    within: float = 30.0,
+    connected: asyncio.Event | None = None,
+) -> Recorded:
+    """Connect, keep every message until the server closes; fail after `within` seconds."""
+    out = Recorded()
+    async with asyncio.timeout(within):
+        async with websockets.connect(url, max_queue=None, open_timeout=within) as ws:
+            try:
+                async for raw in ws:
+                    out.messages.append(json.loads(raw))
+                    if connected is not None and len(out.messages) == 1:
+                        connected.set()
+            except websockets.ConnectionClosedError:
+                pass
+            out.close_code = ws.close_code
+            out.close_reason = ws.close_reason or ""
+    return out

@@ -1,0 +1,109 @@
+"""How an analysis treats tools that time out or raise: every attempt is an event, retries are
+bounded, and the task still reaches a verdict with less confidence."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from domain import events as ev
+from domain.log import EventMetadata, NewEvent
+from domain.tools import Tool
+from infrastructure.event_store import EventStore
+from infrastructure.settings import Settings
+from infrastructure.task_log import TaskLog
+from infrastructure.tools.domain_reputation import DomainReputation
+from infrastructure.tools.phone_validator import PhoneValidator
+from workers.analysis import Agent, run_analysis
+
+pytestmark = pytest.mark.integration
+
+CONTENT = "URGENT: verify your account at http://paypa1-login.top/verify or call +1 900 555 0199"
+
+
+class Answers:
+    """A stand-in for a networked tool, answering with a fixed output."""
+
+    def __init__(self, name: str, output: dict[str, Any]) -> None:
+        self.name, self.output, self.calls = name, output, 0
+
+    async def __call__(self, call_input: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        return self.output
+
+
+class Raises(Answers):
+    async def __call__(self, call_input: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        raise ConnectionError("scam database unreachable")
+
+
+class Hangs(Answers):
+    async def __call__(self, call_input: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        await asyncio.sleep(30)
+        return self.output
+
+
+async def analyse(store: EventStore, settings: Settings, *tools: Tool) -> list[Any]:
+    task_log = TaskLog(store)
+    metadata = EventMetadata(tenant="acme", actor="test")
+    submitted = ev.TaskSubmitted(content=CONTENT, kind="sms")
+    task_id = f"faults-{uuid.uuid4()}"
+    await task_log.append(task_id, [NewEvent(submitted, metadata)], 0)
+    offline: list[Tool] = [DomainReputation(), PhoneValidator()]
+    agent = Agent(task_log, {t.name: t for t in [*offline, *tools]}, settings)
+    assert await run_analysis(agent, task_id) == "completed"
+    return await store.read_stream(task_id)
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"tool_timeout_s": 0.2, "tool_max_attempts": 2, "tool_retry_backoff_s": 0.0}
+    )
+
+
+async def test_a_tool_that_raises_or_hangs_is_retried_then_given_up(
+    store: EventStore, fast_settings: Settings
+) -> None:
+    raises = Raises("scam_database", {})
+    hangs = Hangs("web_search", {})
+    stream = await analyse(store, fast_settings, raises, hangs)
+
+    failed = [r.event for r in stream if isinstance(r.event, ev.ToolCallFailed)]
+    db = [f for f in failed if f.tool == "scam_database"]
+    web = [f for f in failed if f.tool == "web_search"]
+    assert raises.calls == len(db) and hangs.calls == len(web) == 2
+    assert {f.attempt for f in web} == {1, 2}
+    assert [f.will_retry for f in sorted(web, key=lambda f: f.attempt)] == [True, False]
+    assert all(f.timed_out for f in web) and not any(f.timed_out for f in db)
+    assert all("scam database unreachable" in f.error for f in db)
+    started = [r.event for r in stream if isinstance(r.event, ev.ToolCallStarted)]
+    assert len(started) == len(failed) + len(
+        [r for r in stream if isinstance(r.event, ev.ToolCallCompleted)]
+    ), "every attempt starts with an event and ends with one"
+
+
+async def test_failing_tools_lower_confidence_but_not_the_verdict(
+    store: EventStore, fast_settings: Settings
+) -> None:
+    working = await analyse(
+        store,
+        fast_settings,
+        Answers("scam_database", {"matches": []}),
+        Answers("web_search", {"provider": "local", "results": []}),
+    )
+    failing = await analyse(
+        store, fast_settings, Raises("scam_database", {}), Hangs("web_search", {})
+    )
+
+    def verdict(stream: list[Any]) -> ev.VerdictReached:
+        (found,) = [r.event for r in stream if isinstance(r.event, ev.VerdictReached)]
+        return found
+
+    assert verdict(failing).verdict == verdict(working).verdict
+    assert verdict(failing).confidence < verdict(working).confidence

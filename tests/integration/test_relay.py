@@ -1,0 +1,179 @@
+"""The relay on real PostgreSQL and Redis: order, checkpoint, one active relay, late commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from redis.asyncio import Redis
+
+from infrastructure.event_store import EventStore
+from infrastructure.relay import Relay
+from infrastructure.settings import Settings
+from tests.factories import progress, submitted
+
+pytestmark = pytest.mark.integration
+
+
+class Listener:
+    """Every message published on the channels of tasks whose id starts with `prefix`."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.pubsub = redis.pubsub()
+        self.prefix = prefix
+        self.messages: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.pubsub.psubscribe(f"agent_progress:{self.prefix}*")
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for message in self.pubsub.listen():
+            if message["type"] == "pmessage":
+                self.messages.append(json.loads(message["data"]))
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def wait_for(self, count: int, within: float = 10.0) -> None:
+        await until(lambda: len(self.messages) >= count, within)
+
+
+async def until(check: Callable[[], bool], within: float) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def listener(redis: Redis) -> AsyncIterator[Listener]:
+    found = Listener(redis, f"relay-{uuid.uuid4().hex[:8]}-")
+    await found.start()
+    yield found
+    await found.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(relay: Relay) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def relay_settings(settings: Settings, **overrides: Any) -> Settings:
+    base = {"relay_lock_retry_s": 0.1, "relay_checkpoint_s": 0.0}
+    return settings.model_copy(update={**base, **overrides})
+
+
+async def checkpoint(store: EventStore) -> tuple[str, int] | None:
+    async with store.transaction() as conn:
+        row = (
+            await conn.execute(sa.text("SELECT log_cursor, published_total FROM relay_checkpoints"))
+        ).first()
+    return None if row is None else (row.log_cursor, row.published_total)
+
+
+async def test_publishes_every_event_in_order_and_checkpoints(
+    store: EventStore, redis: Redis, listener: Listener, settings: Settings
+) -> None:
+    tasks = [f"{listener.prefix}{i}" for i in range(5)]
+    for task in tasks:
+        await store.append(task, [submitted(), progress(20), progress(40)], 0)
+    relay = Relay(relay_settings(settings), store, redis)
+    async with running(relay):
+        await listener.wait_for(15)
+        await store.append(tasks[0], [progress(60)], 3)  # after the relay went idle: a wake-up
+        await listener.wait_for(16)
+    by_task: dict[str, list[int]] = {}
+    for message in listener.messages:
+        by_task.setdefault(message["task_id"], []).append(message["seq"])
+    assert by_task == {t: [1, 2, 3, 4] if t == tasks[0] else [1, 2, 3] for t in tasks}
+    saved = await checkpoint(store)
+    assert saved is not None and saved[1] == 16
+    last = (await store.read_all(limit=100))[-1]
+    assert saved[0] == str(last.cursor)
+
+    # A new relay resumes from the checkpoint: it publishes only what came after.
+    await store.append(tasks[1], [progress(60)], 3)
+    async with running(Relay(relay_settings(settings), store, redis)):
+        await listener.wait_for(17)
+        await asyncio.sleep(0.3)
+    assert len(listener.messages) == 17
+    assert listener.messages[-1]["task_id"] == tasks[1] and listener.messages[-1]["seq"] == 4
+
+
+async def test_one_relay_is_active_and_a_standby_takes_over(
+    store: EventStore, redis: Redis, listener: Listener, settings: Settings
+) -> None:
+    task = f"{listener.prefix}t"
+    await store.append(task, [submitted()], 0)
+    first = Relay(relay_settings(settings), store, redis)
+    second = Relay(relay_settings(settings), store, redis)
+    async with running(first) as stop_first:
+        await until(lambda: first.active, 5)
+        async with running(second):
+            await listener.wait_for(1)
+            await asyncio.sleep(0.3)
+            assert first.active and not second.active
+            stop_first.set()  # the first goes away; its lock goes with its connection
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await until(lambda: second.active, 5)
+            assert loop.time() - started < 2
+            await store.append(task, [progress()], 1)
+            await listener.wait_for(2)
+    assert [m["seq"] for m in listener.messages] == [1, 2]
+
+
+async def test_an_event_that_commits_late_is_published_not_skipped(
+    store: EventStore, redis: Redis, listener: Listener, settings: Settings
+) -> None:
+    slow, fast = f"{listener.prefix}slow", f"{listener.prefix}fast"
+    async with running(Relay(relay_settings(settings), store, redis)):
+        async with store.transaction() as conn:
+            await store.append(slow, [submitted()], 0, conn=conn)  # takes the lower position
+            await store.append(fast, [submitted()], 0)  # commits first
+            await asyncio.sleep(0.3)
+            assert listener.messages == []  # held back behind the open transaction
+        await listener.wait_for(2)
+    assert sorted(m["task_id"] for m in listener.messages) == [fast, slow]
+
+
+async def test_relay_rides_out_a_redis_outage(
+    store: EventStore, redis: Redis, listener: Listener, settings: Settings
+) -> None:
+    task = f"{listener.prefix}t"
+    await store.append(task, [submitted()], 0)
+    broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    relay = Relay(relay_settings(settings, relay_backoff_max_s=0.1), store, broken)
+    async with running(relay):
+        await asyncio.sleep(0.5)
+        assert relay.published == 0
+        assert await checkpoint(store) is None  # nothing published, nothing checkpointed
+        relay._redis = redis  # Redis "comes back"
+        await listener.wait_for(1)
+    await broken.aclose()

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from domain import events as ev
+from domain.extraction import extract_entities
+from domain.log import EventMetadata, LogCursor, RecordedEvent
+from domain.reasoning import has_evidence, reason
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+PHONE = "+18005550199"
+
+
+def stream(*events: ev.DomainEvent) -> list[RecordedEvent]:
+    return [
+        RecordedEvent(
+            stream_id="t1",
+            version=i,
+            position=i,
+            cursor=LogCursor(i, i),
+            event_id=uuid.uuid4(),
+            recorded_at=T0,
+            metadata=EventMetadata(tenant="acme", actor="worker"),
+            event=event,
+        )
+        for i, event in enumerate(events, start=1)
+    ]
+
+
+def submitted(content: str) -> ev.TaskSubmitted:
+    return ev.TaskSubmitted(content=content, kind="sms")
+
+
+def extracted(content: str) -> ev.EntitiesExtracted:
+    return ev.EntitiesExtracted(entities=extract_entities(content, "sms"))
+
+
+def scam_db_hit(count: int) -> ev.ToolCallCompleted:
+    match = {
+        "kind": "phone",
+        "value": PHONE,
+        "category": "irs_impersonation",
+        "report_count": count,
+        "first_seen": None,
+        "last_seen": None,
+    }
+    return ev.ToolCallCompleted(
+        call_id=f"scam_db:phone:{PHONE}",
+        tool="scam_database",
+        step="scam_db",
+        output={"matches": [match]},
+    )
+
+
+def failed(call_id: str, *, will_retry: bool = False) -> ev.ToolCallFailed:
+    return ev.ToolCallFailed(
+        call_id=call_id,
+        tool="web_search",
+        step="exa_search",
+        error="timeout",
+        will_retry=will_retry,
+    )
+
+
+def test_a_harmless_message_is_safe_because_no_risk_signals_were_found() -> None:
+    verdict = reason(stream(submitted("See you at 6?"), extracted("See you at 6?")))
+    assert verdict.verdict == "safe"
+    assert verdict.score == 0
+    (only,) = verdict.reasons
+    assert only.code == "no_risk_signals"
+    assert only.evidence == (2,)
+
+
+def test_a_scam_database_hit_is_cited_with_its_value_count_and_category() -> None:
+    text = f"Call {PHONE} now about your taxes"
+    verdict = reason(stream(submitted(text), extracted(text), scam_db_hit(41)))
+    assert verdict.verdict == "scam"
+    top = verdict.reasons[0]
+    assert top.text.startswith(
+        f"{PHONE} is reported 41 times in the scam database as 'irs_impersonation'"
+    )
+    assert top.evidence == (3,)
+
+
+def test_signals_add_up_to_a_scam_and_each_cites_the_extraction() -> None:
+    text = "USPS: pay the $1.99 redelivery fee within 24 hours at usps-redelivery.top/pay"
+    verdict = reason(stream(submitted(text), extracted(text)))
+    assert verdict.verdict in {"suspicious", "scam"}
+    assert {r.code for r in verdict.reasons} >= {"urgency", "payment_request", "impersonated_brand"}
+    assert all(r.evidence == (2,) for r in verdict.reasons)
+    risky = ev.ToolCallCompleted(
+        call_id="domain_reputation:usps-redelivery.top",
+        tool="domain_reputation",
+        step="domain_reputation",
+        output={
+            "domain": "usps-redelivery.top",
+            "registered_domain": "usps-redelivery.top",
+            "risk": 0.65,
+            "signals": [{"code": "risky_tld", "detail": ".top is cheap", "weight": 0.3}],
+        },
+    )
+    with_tool = reason(stream(submitted(text), extracted(text), risky))
+    assert with_tool.verdict == "scam"
+    assert with_tool.score > verdict.score
+    domain_reason = next(r for r in with_tool.reasons if r.code == "domain_risk")
+    assert domain_reason.evidence == (3,)
+    assert domain_reason.text.startswith("usps-redelivery.top looks risky: .top is cheap")
+
+
+def test_final_failures_lower_confidence_and_are_cited_but_retries_are_not() -> None:
+    text = "See you at 6?"
+    base = reason(stream(submitted(text), extracted(text)))
+    retried = reason(stream(submitted(text), extracted(text), failed("s1", will_retry=True)))
+    lost = reason(stream(submitted(text), extracted(text), failed("s1"), failed("s2")))
+    assert retried.confidence == base.confidence
+    assert lost.confidence == pytest.approx(base.confidence * 0.8**2, abs=0.001)
+    assert [r.evidence for r in lost.reasons if r.code == "tool_failed"] == [(3,), (4,)]
+
+
+def test_a_call_that_failed_and_then_completed_is_not_a_failure() -> None:
+    text = f"Call {PHONE}"
+    events = stream(
+        submitted(text), extracted(text), failed(f"scam_db:phone:{PHONE}"), scam_db_hit(3)
+    )
+    verdict = reason(events)
+    assert "tool_failed" not in {r.code for r in verdict.reasons}
+
+
+def test_more_evidence_means_more_confidence() -> None:
+    text = f"Call {PHONE}"
+    little = reason(stream(submitted(text), extracted(text)))
+    more = reason(stream(submitted(text), extracted(text), scam_db_hit(1)))
+    assert more.confidence > little.confidence
+
+
+def test_has_evidence_is_false_only_when_nothing_answered() -> None:
+    assert has_evidence(stream(submitted("x"), extracted("x")))
+    assert has_evidence(stream(submitted("x"), scam_db_hit(1)))
+    assert not has_evidence(stream(submitted("x"), failed("a"), failed("b")))
+
+
+def test_the_same_finding_from_two_calls_is_one_reason_citing_both() -> None:
+    content = f"Call {PHONE} now"
+    again = scam_db_hit(41).model_copy(update={"call_id": "scam_db:url:other"})
+    once = reason(stream(submitted(content), extracted(content), scam_db_hit(41)))
+    twice = reason(stream(submitted(content), extracted(content), scam_db_hit(41), again))
+
+    (merged,) = [r for r in twice.reasons if r.code == "scam_database_match"]
+    assert merged.evidence == (3, 4)
+    assert twice.score == once.score, "a finding counts once however many calls repeat it"

@@ -1,0 +1,184 @@
+"""One analysis, as durable steps. The worker keeps no state of its own: it folds the task's
+stream, sees what is done, and does the rest. Re-running it after a crash is always safe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain import events as ev
+from domain.extraction import extract_entities
+from domain.log import RecordedEvent
+from domain.planning import PlannedCall, plan_tool_calls
+from domain.reasoning import has_evidence, reason
+from domain.task import fold
+from domain.tools import Tool
+from infrastructure.settings import Settings
+from infrastructure.task_log import TaskLog
+from workers.task_writer import ProgressPublisher, TaskWasCancelled, TaskWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Agent:
+    """What an analysis needs: the log, the tools by name, and the settings."""
+
+    log: TaskLog
+    tools: Mapping[str, Tool]
+    settings: Settings
+    # Called with the call id right before each real tool invocation (fault tests count them).
+    ledger: Callable[[str], Awaitable[object]] | None = None
+    # The LLM reasoner when one is configured; else the rule-based one (domain.reasoning).
+    reasoner: Callable[[Sequence[RecordedEvent]], Awaitable[ev.VerdictReached]] | None = None
+
+
+async def run_analysis(agent: Agent, task_id: str) -> str:
+    """Run (or resume) the analysis of `task_id`; returns the task's final status."""
+    stream = await agent.log.store.read_stream(task_id)
+    state = fold(stream)
+    if state is None:
+        log.warning("analysis of %s skipped: no such task", task_id)
+        return "unknown"
+    if state.finished:
+        return state.status
+    writer = TaskWriter(agent.log, stream)
+    try:
+        await _analyse(agent, writer)
+    except* TaskWasCancelled:  # from any of the concurrent tool calls, or between steps
+        log.info("analysis of %s stopped: the task ended elsewhere (cancelled)", task_id)
+    final = fold(writer.stream)
+    assert final is not None
+    return final.status
+
+
+async def _analyse(agent: Agent, writer: TaskWriter) -> None:
+    submitted = writer.stream[0].event
+    assert isinstance(submitted, ev.TaskSubmitted)
+    entities = _recorded_entities(writer)
+    if entities is None:
+        entities = extract_entities(
+            submitted.content, submitted.kind, default_region=agent.settings.default_region
+        )
+        await writer.append(ev.EntitiesExtracted(entities=entities))
+
+    await writer.check_cancelled()
+    plan = plan_tool_calls(entities, kind=submitted.kind, client_metadata=submitted.client_metadata)
+    state = fold(writer.stream)
+    assert state is not None
+    pending = [call for call in plan if call.call_id not in state.completed_calls]
+    if pending:
+        tools = ", ".join(sorted({call.tool for call in pending}))
+        await ProgressPublisher(writer).publish(
+            f"Running {len(pending)} checks ({tools})", 15, step="entity_extraction"
+        )
+    started = Counter(
+        r.event.call_id for r in writer.stream if isinstance(r.event, ev.ToolCallStarted)
+    )
+    slots = asyncio.Semaphore(agent.settings.tool_concurrency)
+
+    async def call_in_slot(call: PlannedCall) -> None:
+        async with slots:
+            await _call_tool(agent, writer, call, started[call.call_id])
+
+    async with asyncio.TaskGroup() as calls:
+        for call in pending:
+            calls.create_task(call_in_slot(call))
+
+    await writer.check_cancelled()
+    if state.verdict is None:
+        if not has_evidence(writer.stream):
+            await writer.append(
+                ev.TaskFailed(
+                    error="No evidence to reason on: entity extraction and every tool failed. "
+                    "Check the worker's logs and the tools' availability, then resubmit.",
+                    step="reasoning",
+                )
+            )
+            return
+        verdict = await agent.reasoner(writer.stream) if agent.reasoner else reason(writer.stream)
+        await writer.append(verdict)
+        await writer.append(ev.TaskCompleted(verdict=verdict.verdict))
+    else:  # the verdict was recorded before a crash; only the completion is missing
+        await writer.append(ev.TaskCompleted(verdict=state.verdict))
+
+
+def _recorded_entities(writer: TaskWriter) -> tuple[ev.Entity, ...] | None:
+    for recorded in writer.stream:
+        if isinstance(recorded.event, ev.EntitiesExtracted):
+            return recorded.event.entities
+    return None
+
+
+async def _call_tool(agent: Agent, writer: TaskWriter, call: PlannedCall, tried: int) -> None:
+    """Call one tool with a timeout and bounded retries; every attempt is an event. A call that
+    started before a crash (`tried` > 0) continues its attempt count."""
+    settings = agent.settings
+    tool = agent.tools.get(call.tool)
+    first, last = tried + 1, tried + settings.tool_max_attempts
+    for attempt in range(first, last + 1):
+        await writer.append(
+            ev.ToolCallStarted(
+                call_id=call.call_id,
+                tool=call.tool,
+                step=call.step,
+                input=call.input,
+                attempt=attempt,
+            )
+        )
+        began = time.monotonic()
+        if agent.ledger is not None:
+            await agent.ledger(call.call_id)
+        outcome, timed_out = await _attempt(tool, call, settings)
+        elapsed_ms = (time.monotonic() - began) * 1000
+        if isinstance(outcome, dict):
+            await writer.append(
+                ev.ToolCallCompleted(
+                    call_id=call.call_id,
+                    tool=call.tool,
+                    step=call.step,
+                    output=outcome,
+                    attempt=attempt,
+                    duration_ms=elapsed_ms,
+                )
+            )
+            return
+        retry = attempt < last and tool is not None
+        await writer.append(
+            ev.ToolCallFailed(
+                call_id=call.call_id,
+                tool=call.tool,
+                step=call.step,
+                error=outcome,
+                attempt=attempt,
+                timed_out=timed_out,
+                will_retry=retry,
+                duration_ms=elapsed_ms,
+            )
+        )
+        if not retry:
+            return
+        await asyncio.sleep(settings.tool_retry_backoff_s * 2 ** (attempt - first))
+
+
+async def _attempt(
+    tool: Tool | None, call: PlannedCall, settings: Settings
+) -> tuple[dict[str, Any] | str, bool]:
+    """(output, False) on success, else (error message, timed_out)."""
+    if tool is None:
+        return f"tool {call.tool!r} is not configured on this worker", False
+    try:
+        async with asyncio.timeout(settings.tool_timeout_s):
+            if settings.tool_latency_s:
+                await asyncio.sleep(settings.tool_latency_s)
+            return await tool(call.input), False
+    except TimeoutError:
+        return f"no answer within {settings.tool_timeout_s:g} s", True
+    except Exception as error:  # any tool failure is recorded, never fatal to the task
+        log.warning("tool call %s failed: %r", call.call_id, error)
+        return f"{type(error).__name__}: {error}", False

@@ -1,0 +1,120 @@
+"""The arq worker: jobs take task ids, long-lived clients live in ctx (made at startup, closed at
+shutdown), and settings are built by the caller, never at import time."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from arq import Retry, cron, func
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from domain import events as ev
+from infrastructure.analysis_queue import ANALYZE, enqueue_analysis
+from infrastructure.database import create_engine
+from infrastructure.event_store import EventStore
+from infrastructure.settings import Settings
+from infrastructure.task_log import TaskLog
+from workers.analysis import Agent, run_analysis
+from workers.task_writer import TaskWasCancelled, TaskWriter
+from workers.toolbox import build_toolbox
+
+log = logging.getLogger(__name__)
+
+
+async def analyze_task(ctx: dict[str, Any], task_id: str) -> str:
+    agent: Agent = ctx["agent"]
+    try:
+        return await run_analysis(agent, task_id)
+    except Exception:
+        tries = int(ctx.get("job_try", 1))
+        if tries < agent.settings.analysis_max_tries:
+            log.exception("analysis of %s failed (try %d); retrying", task_id, tries)
+            raise Retry(defer=min(2**tries, 30)) from None
+        log.exception("analysis of %s failed %d times; failing the task", task_id, tries)
+        await _fail(agent, task_id, tries)
+        return "failed"
+
+
+async def _fail(agent: Agent, task_id: str, tries: int) -> None:
+    stream = await agent.log.store.read_stream(task_id)
+    # If it ended some other way meanwhile (cancelled), there is nothing to add.
+    with contextlib.suppress(TaskWasCancelled):
+        await TaskWriter(agent.log, stream).append(
+            ev.TaskFailed(
+                error=f"The analysis failed {tries} times on an internal error; the worker's "
+                "log has the details. Resubmit the message once the cause is fixed."
+            )
+        )
+
+
+# Unfinished tasks that have been quiet longer than this were probably lost (Redis flushed, an
+# enqueue that failed after the commit). Re-enqueueing is harmless: the job id dedupes.
+_STALE = sa.text(
+    "SELECT task_id FROM task_projection WHERE status IN ('submitted', 'running')"
+    " AND updated_at < now() - make_interval(secs => :stale) ORDER BY updated_at LIMIT 500"
+)
+
+
+async def sweep_lost_tasks(ctx: dict[str, Any]) -> int:
+    agent: Agent = ctx["agent"]
+    async with agent.log.store.transaction() as conn:
+        task_ids = (await conn.execute(_STALE, {"stale": agent.settings.stale_task_s})).scalars()
+        stale = list(task_ids)
+    requeued = 0
+    for task_id in stale:
+        requeued += await enqueue_analysis(ctx["redis"], task_id, agent.settings.queue)
+    if requeued:
+        log.warning("sweep: re-enqueued %d quiet unfinished tasks", requeued)
+    return requeued
+
+
+def build_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> Worker:
+    async def startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings)
+        toolbox = build_toolbox(settings, engine)
+        ctx["engine"], ctx["toolbox"] = engine, toolbox
+        agent = Agent(TaskLog(EventStore(engine)), toolbox.tools, settings)
+        agent.reasoner = toolbox.reasoner
+        if settings.tool_call_ledger:
+            ledger, redis = settings.tool_call_ledger, ctx["redis"]
+            agent.ledger = lambda call_id: redis.hincrby(ledger, call_id, 1)
+        ctx["agent"] = agent
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["toolbox"].aclose()
+        await ctx["engine"].dispose()
+
+    every = settings.sweep_interval_s
+    return Worker(
+        functions=[
+            func(
+                analyze_task,
+                name=ANALYZE,
+                timeout=settings.analysis_timeout_s,
+                max_tries=settings.analysis_max_tries,
+                keep_result=0,  # a kept result would block re-enqueueing the same job id
+            )
+        ],
+        cron_jobs=[
+            cron(
+                sweep_lost_tasks,
+                second=set(range(0, 60, every)) if every < 60 else {0},
+                run_at_startup=True,
+                unique=True,
+                # arq holds a crashed job for (longest function timeout + 10 s) before another
+                # worker may take it, so the sweep must not be the longest.
+                timeout=min(30, settings.analysis_timeout_s),
+            )
+        ],
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        queue_name=settings.queue,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        max_jobs=10,
+        handle_signals=handle_signals,
+    )
