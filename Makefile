@@ -31,7 +31,9 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 
 bench: $(STAMP)
-	scripts/with-local-services $(BIN)/python benchmarks/append.py
+	for b in append reads pipeline streaming; do \
+	  PYTHONPATH=. scripts/with-local-services $(BIN)/python benchmarks/$$b.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

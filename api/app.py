@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, metrics
-from api.routes import indicators, task_reads, tasks
+from api import auth, errors, metrics
+from api.limits import BodySizeLimit, RefuseNulInUrl, SocketCounter
+from api.redaction import install_redaction
+from api.routes import admin, console, health, indicators, task_reads, tasks
 from api.routes import stream as progress_routes
 from api.services import open_services
 from infrastructure.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# What every route behind a token may answer besides its own statuses.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No token, or one that is expired, badly signed or for another api"},
+    403: {"description": "The token lacks the role this needs"},
+    413: {"description": "Request body too large"},
+}
+TASK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    404: {"description": "No such task visible to the caller (another tenant's is not found)"},
+    429: {"description": "Too many submissions a minute, or too many open streams"},
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _log_auth_mode(settings)
         async with open_services(settings) as services:
             app.state.services = services
             # Everything loaded so far (phone metadata, the suffix list, the app) lives as long
@@ -36,17 +55,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Event-sourced scam analysis: submit, stream progress, read the audit.",
         lifespan=lifespan,
     )
+    install_redaction()
+    # Built here, not in the lifespan: a missing key file fails the start, not the first request.
+    app.state.verifier = (
+        None if settings.auth_disabled else auth.TokenVerifier.from_settings(settings)
+    )
+    app.state.sockets = SocketCounter(settings.max_sockets_per_user)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(RefuseNulInUrl)
     errors.install(app)
+    # /metrics and /healthz stay open: Prometheus scrapers and liveness probes carry no tokens,
+    # and neither reveals any tenant's data. So do /docs and /openapi.json (the schema is public).
     metrics.install(app)
-    app.include_router(progress_routes.router)
+    app.include_router(progress_routes.router, responses=TASK_RESPONSES)
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok"}
-
+    app.include_router(health.router)
     # Routers are added here as their issues land (tasks, streaming, indicators, ...).
-    app.include_router(task_reads.router)
-    app.include_router(tasks.router)
-    app.include_router(indicators.router)
+    app.include_router(task_reads.router, responses=TASK_RESPONSES)
+    app.include_router(tasks.router, responses=TASK_RESPONSES)
+    app.include_router(indicators.router, responses=AUTH_RESPONSES)
+    app.include_router(admin.router, responses=AUTH_RESPONSES)
+    app.include_router(console.router)
     return app
+
+
+def _log_auth_mode(settings: Settings) -> None:
+    """At every start: what guards the api; loudly, when nothing does."""
+    if settings.auth_disabled:
+        log.warning(
+            "AUTH IS DISABLED (SCAMTRAIL_AUTH_DISABLED=true): every request acts as tenant"
+            " 'public' with every role. Never run this way with real data."
+        )
+    else:
+        log.info(auth.describe(settings))

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 import uvicorn
 from rich.console import Console
 
-from api import cli_admin
+from api import cli_admin, cli_auth, cli_client
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.settings import Settings, load_settings
 
 app = typer.Typer(help="scamtrail: an event-sourced scam-analysis agent.", no_args_is_help=True)
 app.add_typer(cli_admin.projections, name="projections")
 app.add_typer(cli_admin.tasks, name="tasks")
+cli_client.register(app)  # analyze, timeline, tasks list
+app.command(name="token")(cli_auth.token)
 console = Console(stderr=True)
+
+
+def _note(text: str) -> None:
+    console.print(f"[dim]{text}[/]")
 
 
 def _where(url: str) -> str:
@@ -29,7 +37,10 @@ def _where(url: str) -> str:
 @app.command()
 def migrate() -> None:
     """Create the database if needed and apply every migration."""
-    settings = load_settings()
+    _migrate(load_settings())
+
+
+def _migrate(settings: Settings) -> None:
     try:
         created = asyncio.run(ensure_database(settings.database_url))
         migrate_sync(settings.database_url)
@@ -48,14 +59,23 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Interface the api listens on."),
 ) -> None:
     """Start the system: migrate, load the seed data into an empty database, then run the api,
-    the relay and a worker in one process."""
-    seed()
-    settings = load_settings(**({"port": port} if port else {}))
-    console.print(
-        f"[green]scamtrail is up:[/] http://{host}:{settings.port}/docs (api),"
-        f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
-    )
-    asyncio.run(_whole_system(settings, host))
+    the relay and a worker in one process.
+
+    Without SCAMTRAIL_DATABASE_URL / SCAMTRAIL_REDIS_URL it starts an embedded PostgreSQL /
+    Redis first, their data in ./.scamtrail/ (a restart keeps every task)."""
+    from infrastructure.embedded import embedded_services
+
+    overrides: dict[str, object] = {"port": port} if port else {}
+    with embedded_services(Path(".scamtrail"), say=_note) as urls:
+        settings = load_settings(**overrides, **urls)
+        _seed(settings)
+        console.print(
+            f"[green]scamtrail is up:[/] http://{host}:{settings.port}/ (console),"
+            f" http://{host}:{settings.port}/docs (api),"
+            f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
+        )
+        cli_auth.print_dev_token(settings)
+        asyncio.run(_whole_system(settings, host))  # inside: the embedded services outlive it
 
 
 @app.command()
@@ -77,13 +97,18 @@ def relay() -> None:
 
 
 def _uvicorn_config(settings: Settings, host: str) -> uvicorn.Config:
+    from api.app import create_app
+
     return uvicorn.Config(
-        "api.app:create_app",
+        # These settings, not a fresh load from the environment: under `up` they carry the
+        # embedded PostgreSQL's and Redis's URLs, which no environment variable names.
+        functools.partial(create_app, settings),
         factory=True,
         host=host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws_max_size=settings.ws_max_message_bytes,  # inbound frames are ignored: keep them small
         backlog=4096,  # thousands of progress sockets may connect at once
     )
 
@@ -135,13 +160,16 @@ def worker(
 @app.command()
 def seed() -> None:
     """Migrate if needed, then load the seed scam indicators and reports (safe to repeat)."""
+    _seed(load_settings())
+
+
+def _seed(settings: Settings) -> None:
     import time
 
     from infrastructure.database import create_engine
     from infrastructure.seed import SeedCounts, load_seed
 
-    migrate()
-    settings = load_settings()
+    _migrate(settings)
 
     async def load() -> SeedCounts:
         engine = create_engine(settings, pool_size=1)

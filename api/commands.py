@@ -102,8 +102,11 @@ async def _decide(
 
 async def visible_task(task_log: TaskLog, caller: Caller, task_id: str) -> TaskState:
     """The task's state if the caller may see it; `TaskNotFound` otherwise (another tenant's
-    task is 'not found', never 'forbidden': its existence is not revealed)."""
-    state = await tenant_task(task_log.store.engine, caller.tenant, task_id)
+    task, or another submitter's for a submitter, is 'not found', never 'forbidden': its
+    existence is not revealed). The scope is in the query (infrastructure/task_queries.py)."""
+    state = await tenant_task(
+        task_log.store.engine, caller.tenant, task_id, submitted_by=caller.submitted_by
+    )
     if state is None:
         raise TaskNotFound(task_id)
     return state

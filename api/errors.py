@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.caller import Forbidden, NotAuthenticated
+from api.limits import RateLimited, TooManySockets
 from domain.errors import (
     ConcurrencyConflict,
     DomainError,
@@ -34,6 +38,16 @@ WS_CLOSE: dict[type[DomainError], int] = {
 }
 
 
+# Refusals that are not about the domain: who is calling, and how much.
+AUTH_STATUS: dict[type[Exception], tuple[int, int]] = {  # (HTTP status, WebSocket close code)
+    NotAuthenticated: (401, 4401),
+    Forbidden: (403, 4403),
+    RateLimited: (429, 4429),
+    TooManySockets: (429, 4429),
+}
+Refusal = NotAuthenticated | Forbidden | RateLimited | TooManySockets
+
+
 def status_for(error: DomainError) -> int:
     for cls in type(error).__mro__:
         if cls in HTTP_STATUS:
@@ -41,11 +55,34 @@ def status_for(error: DomainError) -> int:
     return 400
 
 
-def close_code_for(error: DomainError) -> int:
+def close_code_for(error: DomainError | Refusal) -> int:
+    if type(error) in AUTH_STATUS:
+        return AUTH_STATUS[type(error)][1]
     for cls in type(error).__mro__:
         if cls in WS_CLOSE:
             return WS_CLOSE[cls]
     return 1011
+
+
+def _document_plain_422(app: FastAPI) -> None:
+    """A 422 is either FastAPI's validation list or a domain refusal (`{"detail": "why"}`);
+    the schema says both, so clients (and schemathesis) can rely on it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        plain = {"type": "object", "properties": {"detail": {"type": "string"}}}
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            content = operation.get("responses", {}).get("422", {}).get("content", {})
+            json_body = content.get("application/json")
+            if json_body and "schema" in json_body:
+                json_body["schema"] = {"anyOf": [json_body["schema"], plain]}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install(app: FastAPI) -> None:
@@ -53,4 +90,16 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, DomainError)
         return JSONResponse({"detail": str(error)}, status_code=status_for(error))
 
+    async def refusal(_: Request, error: Exception) -> JSONResponse:
+        status = AUTH_STATUS[type(error)][0]
+        headers: dict[str, str] = {}
+        if isinstance(error, NotAuthenticated):
+            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after_s)
+        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
     app.add_exception_handler(DomainError, domain_error)
+    _document_plain_422(app)
+    for cls in AUTH_STATUS:
+        app.add_exception_handler(cls, refusal)

@@ -12,6 +12,19 @@ from domain import events as ev
 from domain.task import TaskState
 
 
+def no_nul(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold U+0000: refuse it (422) instead of failing (500)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain the NUL character")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            no_nul(key), no_nul(item)
+    if isinstance(value, list):
+        for item in value:
+            no_nul(item)
+    return value
+
+
 class SubmitTask(BaseModel):
     content: str = Field(min_length=1, description="The suspicious message, URL or number.")
     kind: ev.Kind = "text"
@@ -20,6 +33,8 @@ class SubmitTask(BaseModel):
         description="Context from the client, e.g. sender_region for phone checks.",
         max_length=50,
     )
+
+    _no_nul = field_validator("content", "metadata")(no_nul)
 
     @field_validator("content")
     @classmethod
@@ -83,6 +98,8 @@ class TaskView(BaseModel):
 class CancelTask(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
+    _no_nul = field_validator("reason")(no_nul)
+
 
 class ReviewTask(BaseModel):
     decision: Literal["confirm", "override"]
@@ -90,6 +107,8 @@ class ReviewTask(BaseModel):
         default=None, description="Required for override: the analyst's verdict."
     )
     note: str = Field(default="", max_length=4000)
+
+    _no_nul = field_validator("note")(no_nul)
 
 
 class TaskPage(BaseModel):

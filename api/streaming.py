@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from api.caller import Caller
 from api.metrics import StreamMetrics
 from domain.errors import TaskNotFound
 from domain.progress import (
@@ -28,6 +29,7 @@ from domain.progress import (
 from infrastructure.event_store import EventStore
 from infrastructure.hub import ProgressHub, task_channel, tenant_channel
 from infrastructure.settings import Settings
+from infrastructure.task_queries import visible_streams
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,14 @@ class Follow:
         return self.tenant is None
 
 
-async def check_tasks(store: EventStore, task_ids: list[str], tenant: str | None) -> None:
-    """TaskNotFound unless every task exists (and belongs to `tenant`, when one is given: another
-    tenant's task is reported as not found, so its existence is not revealed)."""
+async def check_tasks(store: EventStore, caller: Caller, task_ids: list[str]) -> None:
+    """TaskNotFound unless the caller may follow every task: its tenant's, and its own for a
+    submitter. Anyone else's task is reported as not found, so its existence is not revealed."""
+    visible = await visible_streams(
+        store.engine, caller.tenant, task_ids, submitted_by=caller.submitted_by
+    )
     for task_id in task_ids:
-        first = await store.read_stream(task_id, limit=1)
-        if not first or (tenant is not None and first[0].metadata.tenant != tenant):
+        if task_id not in visible:
             raise TaskNotFound(task_id)
 
 

@@ -26,9 +26,10 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
+from api.dev_auth import dev_token
 from infrastructure.database import create_engine, migrate
 from infrastructure.projection_rebuild import rebuild_projections
-from infrastructure.settings import async_database_url, load_settings
+from infrastructure.settings import Settings, async_database_url, load_settings
 
 # Tasks written in bulk (submitted, verdict, completed), one a minute back in time.
 _BULK_TASKS = """
@@ -55,6 +56,10 @@ SELECT 'bench-long', v, gen_random_uuid(),
        '{"tenant": "public", "actor": "bench"}'
 FROM generate_series(1, 5001) AS v
 """
+
+
+def bench_token(settings: Settings) -> str:
+    return dev_token(settings, ["submitter", "analyst"], tenant="public", sub="bench")
 
 
 async def timed(call: Callable[[], Awaitable[object]], requests: int) -> dict[str, float]:
@@ -87,7 +92,11 @@ async def main(tasks: int, requests: int) -> None:
     await pool.execute(_LONG_TASK)
     await pool.execute("ANALYZE events")
 
-    settings = load_settings(database_url=database_url)
+    settings = load_settings(
+        database_url=database_url,
+        jwt_secret="benchmark-only-secret",
+        submissions_per_minute=100_000,
+    )
     engine = create_engine(settings, pool_size=2)
     started = time.perf_counter()
     report = await rebuild_projections(engine, batch=1000)
@@ -98,7 +107,10 @@ async def main(tasks: int, requests: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        headers = {"Authorization": f"Bearer {bench_token(settings)}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as client:
 
             async def timeline() -> None:
                 page = await client.get("/tasks/bench-long/timeline", params={"limit": 1000})

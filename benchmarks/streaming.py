@@ -33,19 +33,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from api.dev_auth import dev_token
+from domain import events as ev
+from domain.log import EventMetadata, NewEvent
+from infrastructure.database import create_engine, migrate
+from infrastructure.event_store import EventStore
+from infrastructure.settings import async_database_url, load_settings
 
-from domain import events as ev  # noqa: E402
-from domain.log import EventMetadata, NewEvent  # noqa: E402
-from infrastructure.database import create_engine, migrate  # noqa: E402
-from infrastructure.event_store import EventStore  # noqa: E402
-from infrastructure.settings import async_database_url, load_settings  # noqa: E402
+# Run from the project root with PYTHONPATH=. (as `make bench` does).
+ROOT = Path(__file__).resolve().parent.parent
 
 METADATA = EventMetadata(tenant="bench", actor="bench")
+BENCH_SECRET = "benchmark-only-secret"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -117,6 +120,7 @@ class Stack:
     def __init__(self, env: dict[str, str], port: int, logs: Path) -> None:
         self.env, self.port, self.logs = env, port, logs
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.token = ""
 
     def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
@@ -225,8 +229,10 @@ async def sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: in
     tasks = [f"{prefix}{i}" for i in range(50)]
     for task in tasks:
         await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
+    token = stack.token
     urls = [
-        f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{tasks[i % 50]}" for i in range(sockets)
+        f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{tasks[i % 50]}?token={token}"
+        for i in range(sockets)
     ]
     before = rss_kb(api_pid)
     shards = [urls[i::2] for i in range(2)]
@@ -293,8 +299,17 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
     port, logs = free_port(), Path(os.environ.get("TMPDIR", "/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
     env.update(SCAMTRAIL_DATABASE_URL=database_url, SCAMTRAIL_REDIS_URL=redis_url,
-               SCAMTRAIL_LOG_LEVEL="WARNING", SCAMTRAIL_WS_IDLE_TIMEOUT_S="600")  # fmt: skip
+               SCAMTRAIL_LOG_LEVEL="WARNING", SCAMTRAIL_WS_IDLE_TIMEOUT_S="600",
+               SCAMTRAIL_JWT_SECRET=BENCH_SECRET,
+               # every benchmark socket belongs to one user
+               SCAMTRAIL_MAX_SOCKETS_PER_USER="100000")  # fmt: skip
     stack = Stack(env, port, logs)
+    stack.token = dev_token(
+        settings.model_copy(update={"jwt_secret": SecretStr(BENCH_SECRET)}),
+        "analyst",
+        tenant=METADATA.tenant,
+        sub="bench",
+    )
     report: dict[str, Any] = {
         "benchmark": "streaming",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -42,6 +42,7 @@ class TaskState:
     kind: str
     submitted_at: datetime
     content_preview: str = ""
+    submitted_by: str = ""  # the actor of TaskSubmitted: a submitter reads only its own tasks
     current_step: str | None = None
     percent: int = 0
     verdict: ev.Verdict | None = None
@@ -92,6 +93,7 @@ def evolve(state: TaskState | None, recorded: RecordedEvent) -> TaskState:
             kind=event.kind,
             submitted_at=recorded.recorded_at,
             content_preview=event.content[:PREVIEW_CHARS],
+            submitted_by=recorded.metadata.actor,
         )
     state = replace(state, version=recorded.version)
     if isinstance(event, ev.VerdictReviewed):

@@ -160,13 +160,14 @@ class ProgressHub:
         tasks = [t for t in [self._reader, *self._chores] if t is not None]
         for task in tasks:
             task.cancel()
+        # redis-py can swallow a cancellation that lands inside a read (the read just returns),
+        # so the reader would wait for its next message: closing the connection under it ends
+        # the read at once, and `_closing` ends its loop. Never wait forever all the same.
+        await self._drop_connection()
         if tasks:
-            # redis-py may turn a cancellation inside a read into a TimeoutError, which the reader
-            # treats as an outage; `_closing` ends its loop then. Never wait forever on it.
             _, stuck = await asyncio.wait(tasks, timeout=5)
             if stuck:
                 log.warning("progress hub: %d task(s) did not stop within 5 s", len(stuck))
-        await self._drop_connection()
         if self._owns_redis:
             await self._redis.aclose()
 
@@ -281,7 +282,7 @@ class ProgressHub:
     async def _read(self) -> None:
         pubsub = self._pubsub
         assert pubsub is not None
-        while True:
+        while not self._closing:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue

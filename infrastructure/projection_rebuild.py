@@ -71,8 +71,11 @@ async def rebuild_projections(
     return report
 
 
-async def prune_finished_tasks(engine: AsyncEngine, older_than: timedelta) -> int:
-    """Delete whole streams (and their rows) of tasks that finished before now - older_than."""
+async def prune_finished_tasks(
+    engine: AsyncEngine, older_than: timedelta, *, tenant: str | None = None
+) -> int:
+    """Delete whole streams (and their rows) of tasks that finished before now - older_than;
+    only `tenant`'s when given (an admin over HTTP prunes its own tenant)."""
     async with engine.begin() as conn:
         ids = list(
             (
@@ -81,8 +84,9 @@ async def prune_finished_tasks(engine: AsyncEngine, older_than: timedelta) -> in
                         "SELECT task_id FROM task_projection WHERE status IN"
                         " ('completed', 'failed', 'cancelled')"
                         " AND finished_at < now() - make_interval(secs => :secs)"
+                        " AND (CAST(:tenant AS text) IS NULL OR tenant = :tenant)"
                     ),
-                    {"secs": older_than.total_seconds()},
+                    {"secs": older_than.total_seconds(), "tenant": tenant},
                 )
             ).all()
         )

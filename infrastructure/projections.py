@@ -18,17 +18,18 @@ _UPSERT = sa.text(
     INSERT INTO task_projection (
         task_id, tenant, kind, status, current_step, percent, verdict, score, confidence,
         reviewed_verdict, error, content_preview, submitted_at, finished_at, version, calls,
-        updated_at)
+        submitted_by, updated_at)
     VALUES (
         :task_id, :tenant, :kind, :status, :current_step, :percent, :verdict, :score,
         :confidence, :reviewed_verdict, :error, :content_preview, :submitted_at, :finished_at,
-        :version, CAST(:calls AS jsonb), now())
+        :version, CAST(:calls AS jsonb), :submitted_by, now())
     ON CONFLICT (task_id) DO UPDATE SET
         status = EXCLUDED.status, current_step = EXCLUDED.current_step,
         percent = EXCLUDED.percent, verdict = EXCLUDED.verdict, score = EXCLUDED.score,
         confidence = EXCLUDED.confidence, reviewed_verdict = EXCLUDED.reviewed_verdict,
         error = EXCLUDED.error, finished_at = EXCLUDED.finished_at,
-        version = EXCLUDED.version, calls = EXCLUDED.calls, updated_at = now()
+        version = EXCLUDED.version, calls = EXCLUDED.calls,
+        submitted_by = EXCLUDED.submitted_by, updated_at = now()
     """
 )
 # A rebuild must never replace a row that a live append has moved past meanwhile.
@@ -63,6 +64,7 @@ def row_from_state(state: TaskState) -> dict[str, Any]:
         "error": state.error,
         "content_preview": state.content_preview,
         "submitted_at": state.submitted_at,
+        "submitted_by": state.submitted_by,
         "finished_at": state.finished_at,
         "version": state.version,
         "calls": json.dumps(
@@ -86,6 +88,7 @@ def state_from_row(row: Any) -> TaskState:
         kind=row["kind"],
         submitted_at=row["submitted_at"],
         content_preview=row["content_preview"],
+        submitted_by=row["submitted_by"] or "",
         current_step=row["current_step"],
         percent=row["percent"],
         verdict=row["verdict"],

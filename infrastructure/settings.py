@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # A whole analysis job; a worker killed mid-job is replaced after this plus 10 s (arq).
     analysis_timeout_s: float = Field(default=120.0, gt=0, le=3600)
     analysis_max_tries: int = Field(default=5, ge=1, le=50)
+    # Analyses one worker process runs at once (they mostly wait on tools and the database).
+    worker_concurrency: int = Field(default=10, ge=1, le=200)
+    # How often an idle worker looks at the queue. arq's default (0.5 s) was most of the time
+    # from submit to verdict (benchmarks/pipeline.py: p50 498 ms); a poll is one cheap ZRANGE.
+    worker_poll_s: float = Field(default=0.02, gt=0, le=5)
     # The sweep re-enqueues unfinished tasks that have been quiet this long (a lost job).
     sweep_interval_s: int = Field(default=15, ge=1, le=3600)
     stale_task_s: float = Field(default=30.0, gt=0)
@@ -71,6 +76,30 @@ class Settings(BaseSettings):
     # An analysis waits on this; Exa usually answers in 1-3 s, so 10 s leaves room for a slow one.
     exa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     web_search_results: int = Field(default=5, ge=1, le=25)
+
+    # Auth (api/auth.py). Tokens are JWTs: HS256 with `jwt_secret`, or RS256/ES256 with a PEM
+    # public key (the text, or a path to it) or a JWKS file. With none of the three, the api and
+    # `scamtrail token` share a developer secret in ./.scamtrail/dev-jwt-secret (api/dev_auth.py).
+    # `auth_disabled` turns every check off; the api then logs a warning at every start.
+    auth_disabled: bool = False
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_file: str | None = None
+    # Empty: HS256 with a secret, RS256 and ES256 with a public key or JWKS. Never "none".
+    jwt_algorithms: list[str] = Field(default_factory=list)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_s: float = Field(default=0.0, ge=0, le=300)
+    dev_jwt_secret_file: str = ".scamtrail/dev-jwt-secret"
+    # Whole request bodies. JSON escaping can grow 64 KB of content to ~384 KB (\uXXXX per
+    # character), so this sits well above max_content_bytes while still bounding memory.
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Submissions per tenant per minute (a Redis counter; 429 with Retry-After beyond it).
+    submissions_per_minute: int = Field(default=600, ge=1)
+    # Progress sockets (WebSocket and SSE) one user may hold open on one api process.
+    max_sockets_per_user: int = Field(default=100, ge=1)
+    # Inbound WebSocket frames are ignored; uvicorn closes the socket (1009) above this size.
+    ws_max_message_bytes: int = Field(default=4096, ge=128)
 
     @field_validator("database_url")
     @classmethod

@@ -1,6 +1,7 @@
 """Reads of the task projection: one tenant's tasks, filtered, newest first, keyset-paginated.
 
-Every query names the tenant in its WHERE clause: scoping happens in the database, not after."""
+Every query names the tenant in its WHERE clause, and the submitter when the caller may only see
+its own tasks: scoping happens in the database, not after."""
 
 from __future__ import annotations
 
@@ -46,11 +47,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_tasks(
-    engine: AsyncEngine, tenant: str, where: TaskFilter, *, cursor: str | None, limit: int
+    engine: AsyncEngine,
+    tenant: str,
+    where: TaskFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+    submitted_by: str | None = None,
 ) -> tuple[list[TaskState], str | None]:
-    """One page of the tenant's tasks and the cursor of the next page (None at the end)."""
+    """One page of the tenant's tasks (only `submitted_by`'s, when given) and the cursor of the
+    next page (None at the end)."""
     clauses = ["tenant = :tenant"]
     params: dict[str, Any] = {"tenant": tenant, "limit": limit + 1}
+    if submitted_by is not None:
+        clauses.append("submitted_by = :submitted_by")
+        params["submitted_by"] = submitted_by
     if where.status:
         clauses.append("status = :status")
         params["status"] = where.status
@@ -84,9 +95,36 @@ async def list_tasks(
     return states, encode_cursor(states[-1]) if more and states else None
 
 
-async def tenant_task(engine: AsyncEngine, tenant: str, task_id: str) -> TaskState | None:
-    """The task if it belongs to `tenant`; None for a missing task and for another tenant's."""
-    query = sa.text("SELECT * FROM task_projection WHERE task_id = :task_id AND tenant = :tenant")
+async def tenant_task(
+    engine: AsyncEngine, tenant: str, task_id: str, *, submitted_by: str | None = None
+) -> TaskState | None:
+    """The task if it belongs to `tenant` (and was submitted by `submitted_by`, when given);
+    None for a missing task and for anyone else's."""
+    query = sa.text(
+        "SELECT * FROM task_projection WHERE task_id = :task_id AND tenant = :tenant"
+        " AND (CAST(:submitted_by AS text) IS NULL OR submitted_by = :submitted_by)"
+    )
+    params = {"task_id": task_id, "tenant": tenant, "submitted_by": submitted_by}
     async with engine.connect() as conn:
-        row = (await conn.execute(query, {"task_id": task_id, "tenant": tenant})).mappings().first()
+        row = (await conn.execute(query, params)).mappings().first()
     return None if row is None else state_from_row(row)
+
+
+# Streams are followed straight from the log (a socket may open before any projection row
+# exists), so the ownership check reads the stream's first event, with the scope in the query.
+_VISIBLE_STREAMS = sa.text(
+    """
+    SELECT stream_id FROM events
+    WHERE stream_id = ANY(:ids) AND version = 1 AND metadata->>'tenant' = :tenant
+      AND (CAST(:submitted_by AS text) IS NULL OR metadata->>'actor' = :submitted_by)
+    """
+)
+
+
+async def visible_streams(
+    engine: AsyncEngine, tenant: str, task_ids: list[str], *, submitted_by: str | None = None
+) -> set[str]:
+    """Which of `task_ids` the caller may follow: its tenant's (and its own, when given)."""
+    params = {"ids": task_ids, "tenant": tenant, "submitted_by": submitted_by}
+    async with engine.connect() as conn:
+        return set((await conn.scalars(_VISIBLE_STREAMS, params)).all())

@@ -16,6 +16,7 @@ from infrastructure.database import create_engine, ensure_database, migrate_sync
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings, async_database_url, load_settings
 from tests import services
+from tests.auth import TEST_SECRET, bearer
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +47,7 @@ async def migrated_database(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def settings(migrated_database: str) -> Settings:
-    return load_settings(database_url=migrated_database)
+    return load_settings(database_url=migrated_database, jwt_secret=TEST_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -91,14 +92,18 @@ def app_settings(migrated_database: str, redis_url: str, clean_database: AsyncEn
         redis_url=redis_url,
         queue=f"scamtrail:test:{uuid.uuid4().hex[:12]}",
         database_pool_size=5,
+        jwt_secret=TEST_SECRET,
     )
 
 
 @pytest.fixture
 async def api(app_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process, its lifespan running."""
+    """An HTTP client talking to the app in-process, its lifespan running, with a token of the
+    `public` tenant holding every role."""
     app = create_app(app_settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://scamtrail") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://scamtrail", headers=bearer()
+        ) as client:
             yield client

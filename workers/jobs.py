@@ -115,6 +115,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,
-        max_jobs=10,
+        max_jobs=settings.worker_concurrency,
+        poll_delay=settings.worker_poll_s,
         handle_signals=handle_signals,
     )

@@ -1,4 +1,4 @@
-"""Known scam indicators: analysts add them, anyone can look one up."""
+"""Known scam indicators: analysts add them, any authenticated caller can look one up."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from api.caller import ROLES, Caller, require
 from api.services import Services, services
 from infrastructure.indicators import IndicatorKind, IndicatorRepository, normalise_indicator
 
@@ -48,12 +49,13 @@ class Matches(BaseModel):
 
 
 Svc = Annotated[Services, Depends(services)]
+Analyst = Annotated[Caller, Depends(require("analyst"))]
+Anyone = Annotated[Caller, Depends(require(*sorted(ROLES)))]  # any role; not a bare token
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def add_indicator(body: NewIndicator, svc: Svc) -> IndicatorView:
+async def add_indicator(body: NewIndicator, svc: Svc, _: Analyst) -> IndicatorView:
     """Record reports of an indicator; adding a known one adds to its count."""
-    # The analyst role check goes here when the auth issue lands.
     stored = await IndicatorRepository(svc.engine).add_indicator(
         body.kind,
         body.value,
@@ -69,6 +71,7 @@ async def lookup_indicator(
     kind: IndicatorKind,
     value: Annotated[str, Query(min_length=1, max_length=2048)],
     svc: Svc,
+    _: Anyone,
 ) -> Matches:
     """Known indicators matching a value; a domain also matches its parent domains."""
     try:

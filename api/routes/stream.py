@@ -1,7 +1,11 @@
 """Live progress endpoints: the seed's WebSocket, a multi-task WebSocket, and SSE.
 
 Each turns a connection into a `Follow` and hands it to `api.streaming.progress_stream`; what is
-left here is the transport: accept, validate, send, notice the client leaving.
+left here is the transport: accept, authenticate, validate, send, notice the client leaving, and
+close at the token's expiry (4401; an SSE stream just ends then).
+
+Sockets are accepted before they are refused, so that the client sees the close code (4401,
+4403, 4404, 4429): a refusal before `accept` reaches a browser as an anonymous 1006.
 """
 
 from __future__ import annotations
@@ -13,12 +17,23 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
-from api.errors import close_code_for
+from api.caller import (
+    Caller,
+    Forbidden,
+    NotAuthenticated,
+    caller_for,
+    check_roles,
+    require,
+    socket_token,
+)
+from api.errors import Refusal, close_code_for
+from api.limits import SocketCounter, TooManySockets
 from api.metrics import StreamMetrics
 from api.services import Services
 from api.streaming import Close, Follow, Outgoing, check_tasks, progress_stream
@@ -28,32 +43,46 @@ from domain.progress import error_message
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["progress"])
 
+READERS = (
+    "submitter",
+    "analyst",
+)  # a submitter follows its own tasks, an analyst any of its tenant
+
 
 @router.websocket("/ws/agent-progress/{task_id}")
 async def agent_progress(websocket: WebSocket, task_id: str) -> None:
     """The seed's endpoint: `connected`, the task's history, then live events until it ends.
-    `?after=<seq>` resumes after a reconnect."""
-    await websocket.accept()
+    `?after=<seq>` resumes after a reconnect. The token: `Authorization: Bearer`, the
+    subprotocols `bearer, <token>`, or `?token=`."""
+    caller = await _accept(websocket)
+    if caller is None:
+        return
     after = _seq(websocket.query_params.get("after"))
     if after is None:
         await _reject(websocket, InvalidAppend("after must be a non-negative integer"))
         return
-    await _serve(websocket, Follow([task_id], {task_id: after}))
+    await _serve(websocket, caller, Follow([task_id], {task_id: after}))
 
 
 @router.websocket("/ws/tasks")
 async def tasks_progress(websocket: WebSocket) -> None:
-    """Several tasks on one socket (`?ids=a,b,c`), or every task of a tenant (`?tenant=`).
-    The tenant comes from the query string until the auth issue takes it from the token."""
-    await websocket.accept()
+    """Several tasks on one socket (`?ids=a,b,c`), or every task of the caller's tenant
+    (`?tenant=`, analysts only). The tenant is always the token's: naming another is 4403."""
+    caller = await _accept(websocket)
+    if caller is None:
+        return
     services: Services = websocket.app.state.services
     ids = [i for i in (websocket.query_params.get("ids") or "").split(",") if i]
-    tenant = websocket.query_params.get("tenant") or None
-    if (not ids and tenant is None) or len(ids) > services.settings.ws_max_tasks:
+    named = websocket.query_params.get("tenant")
+    if (not ids and named is None) or len(ids) > services.settings.ws_max_tasks:
         limit = services.settings.ws_max_tasks
         await _reject(websocket, InvalidAppend(f"give ?ids=a,b,c (at most {limit}) or ?tenant="))
         return
-    await _serve(websocket, Follow(list(dict.fromkeys(ids)), tenant=tenant))
+    if named is not None and (named not in ("", caller.tenant) or "analyst" not in caller.roles):
+        await _reject(websocket, Forbidden("an analyst follows its own tenant's tasks only"))
+        return
+    tenant = caller.tenant if named is not None else None
+    await _serve(websocket, caller, Follow(list(dict.fromkeys(ids)), tenant=tenant))
 
 
 @router.get("/tasks/{task_id}/events", response_class=StreamingResponse)
@@ -61,27 +90,47 @@ async def task_events(
     request: Request,
     task_id: str,
     after: int = Query(0, ge=0),
-    last_event_id: str | None = Header(None),
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,11}$")] = None,
+    caller: Caller = Depends(require(*READERS, query_token=True)),  # noqa: B008
+    token: Annotated[
+        str | None, Query(description="The bearer token, for EventSource (no headers).")
+    ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events for clients without WebSockets: `id:` is the seq, so a reconnecting
-    EventSource resumes with `Last-Event-ID`. Heartbeats are `event: heartbeat`."""
+    EventSource resumes with `Last-Event-ID`. Heartbeats are `event: heartbeat`. The stream
+    ends when the token expires; reconnect with a fresh one."""
     services: Services = request.app.state.services
     if last_event_id is not None:
         resumed = _seq(last_event_id)
         if resumed is None:
             raise InvalidAppend("Last-Event-ID must be a non-negative integer")
         after = max(after, resumed)
-    await check_tasks(services.store, [task_id], None)
+    await check_tasks(services.store, caller, [task_id])
     metrics: StreamMetrics = request.app.state.stream_metrics
     follow = Follow([task_id], {task_id: after})
+    sockets: SocketCounter = request.app.state.sockets
+    # Refused (429) while a status can still say so; counted inside the stream, whose `finally`
+    # runs only once it has started.
+    sockets.check(caller.tenant, caller.actor)
     return StreamingResponse(
-        _sse(services, metrics, follow),
+        _sse(services, metrics, follow, caller, sockets),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse(services: Services, metrics: StreamMetrics, follow: Follow) -> AsyncIterator[str]:
+async def _sse(
+    services: Services,
+    metrics: StreamMetrics,
+    follow: Follow,
+    caller: Caller,
+    sockets: SocketCounter,
+) -> AsyncIterator[str]:
+    try:
+        held = sockets.hold(caller.tenant, caller.actor)
+        held.__enter__()
+    except TooManySockets:
+        return  # another stream of this user opened since the check
     metrics.open_sockets.labels("sse").inc()
     sent = metrics.messages_sent.labels("sse")
     try:
@@ -89,7 +138,7 @@ async def _sse(services: Services, metrics: StreamMetrics, follow: Follow) -> As
         stream = progress_stream(services.store, services.hub, services.settings, metrics, follow)
         async with aclosing(stream) as items:
             async for item in items:
-                if isinstance(item, Close):
+                if isinstance(item, Close) or _expired(caller):
                     return
                 if item.kind == "event":
                     yield f"id: {item.seq}\ndata: {item.text}\n\n"
@@ -97,20 +146,35 @@ async def _sse(services: Services, metrics: StreamMetrics, follow: Follow) -> As
                     yield f"event: {item.kind}\ndata: {item.text}\n\n"
                 sent.inc()
     finally:
+        held.__exit__(None, None, None)
         metrics.open_sockets.labels("sse").dec()
 
 
-async def _serve(websocket: WebSocket, follow: Follow) -> None:
+async def _accept(websocket: WebSocket) -> Caller | None:
+    """Accept the socket and return its caller; or close it with 4401 / 4403 and return None."""
+    token, subprotocol = socket_token(websocket)
+    await websocket.accept(subprotocol=subprotocol)
+    try:
+        return check_roles(caller_for(websocket.app.state.verifier, token), READERS)
+    except (NotAuthenticated, Forbidden) as error:
+        await _reject(websocket, error)
+        return None
+
+
+async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
     services: Services = websocket.app.state.services
     metrics: StreamMetrics = websocket.app.state.stream_metrics
     try:
-        await check_tasks(services.store, follow.task_ids, follow.tenant)
-    except DomainError as error:
+        await check_tasks(services.store, caller, follow.task_ids)
+        held = websocket.app.state.sockets.hold(caller.tenant, caller.actor)
+        held.__enter__()
+    except (DomainError, TooManySockets) as error:
         await _reject(websocket, error)
         return
     metrics.open_sockets.labels("ws").inc()
     stream = progress_stream(services.store, services.hub, services.settings, metrics, follow)
     pump = asyncio.create_task(_pump(websocket, stream, metrics))
+    expiry = asyncio.create_task(_close_at_expiry(websocket, caller, pump))
     try:
         # The client's side of the socket: we only wait for it to leave. When it does (or after
         # we closed), the pump is cancelled, which unsubscribes and frees the queue.
@@ -119,10 +183,30 @@ async def _serve(websocket: WebSocket, follow: Follow) -> None:
     except (WebSocketDisconnect, RuntimeError) as error:
         log.info("progress socket %s: receive ended: %r", follow.task_ids, error)
     finally:
+        expiry.cancel()
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
+        with contextlib.suppress(asyncio.CancelledError):
+            await expiry
+        held.__exit__(None, None, None)
         metrics.open_sockets.labels("ws").dec()
+
+
+def _expired(caller: Caller) -> bool:
+    return caller.expires_at is not None and datetime.now(UTC) >= caller.expires_at
+
+
+async def _close_at_expiry(websocket: WebSocket, caller: Caller, pump: asyncio.Task[None]) -> None:
+    """At the token's `exp`: stop sending, then close with 4401. The pump is stopped first so
+    that no message races the close frame."""
+    if caller.expires_at is None:
+        return
+    await asyncio.sleep(max(0.0, (caller.expires_at - datetime.now(UTC)).total_seconds()))
+    pump.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pump
+    await _reject(websocket, NotAuthenticated("token expired"))
 
 
 async def _pump(
@@ -148,7 +232,7 @@ async def _pump(
             await websocket.close(1011, "server error")
 
 
-async def _reject(websocket: WebSocket, error: DomainError) -> None:
+async def _reject(websocket: WebSocket, error: DomainError | Refusal) -> None:
     text = json.dumps(error_message(str(error), datetime.now(UTC)))
     log.info("progress socket rejected (%s): %s", close_code_for(error), error)
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from api import commands
-from api.caller import Caller, current_caller
+from api.caller import Caller, require
 from api.schemas import Audit, TaskPage, TaskView, TimelineEntry, TimelinePage
 from api.services import Services, services
 from domain import events as ev
@@ -23,7 +23,8 @@ from infrastructure.task_queries import BadCursor, TaskFilter, list_tasks
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 Svc = Annotated[Services, Depends(services)]
-Who = Annotated[Caller, Depends(current_caller)]
+# A submitter reads its own tasks, an analyst every task of its tenant (Caller.submitted_by).
+Who = Annotated[Caller, Depends(require("submitter", "analyst"))]
 
 
 @router.get("", response_model=TaskPage)
@@ -47,7 +48,12 @@ async def task_list(
     where = TaskFilter(status, verdict, reviewed, submitted_after, submitted_before, q)
     try:
         states, next_cursor = await list_tasks(
-            svc.engine, caller.tenant, where, cursor=cursor, limit=limit
+            svc.engine,
+            caller.tenant,
+            where,
+            cursor=cursor,
+            limit=limit,
+            submitted_by=caller.submitted_by,
         )
     except BadCursor as error:
         raise _invalid("cursor", str(error)) from None

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 
 from api import commands
-from api.caller import Caller, current_caller
+from api.caller import Caller, require
+from api.limits import check_submission_rate
 from api.schemas import CancelTask, ReviewTask, SubmitTask, TaskAccepted, TaskView
 from api.services import Services, services
 from domain import events as ev
@@ -17,7 +18,9 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 Svc = Annotated[Services, Depends(services)]
-Who = Annotated[Caller, Depends(current_caller)]
+Submitter = Annotated[Caller, Depends(require("submitter"))]
+Reader = Annotated[Caller, Depends(require("submitter", "analyst"))]
+Analyst = Annotated[Caller, Depends(require("analyst"))]
 
 
 def _task_log(svc: Services) -> TaskLog:
@@ -28,13 +31,17 @@ def _task_log(svc: Services) -> TaskLog:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TaskAccepted,
-    responses={409: {"description": "Idempotency-Key reused"}, 413: {"description": "Too big"}},
+    responses={
+        409: {"description": "Idempotency-Key reused"},
+        413: {"description": "Too big"},
+        429: {"description": "The tenant's submissions per minute are used up; see Retry-After"},
+    },
 )
 async def submit(
     body: SubmitTask,
     response: Response,
     svc: Svc,
-    caller: Who,
+    caller: Submitter,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> TaskAccepted:
     """Submit a message for analysis. Progress streams at `links.websocket`."""
@@ -44,6 +51,7 @@ async def submit(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"content is {size} bytes; the limit is {svc.settings.max_content_bytes}",
         )
+    await check_submission_rate(svc.redis, caller.tenant, svc.settings.submissions_per_minute)
     submission = ev.TaskSubmitted(
         content=body.content, kind=body.kind, client_metadata=body.metadata
     )
@@ -61,7 +69,7 @@ async def submit(
 
 
 @router.get("/{task_id}", response_model=TaskView, responses={404: {"description": "No task"}})
-async def get_task(task_id: str, svc: Svc, caller: Who) -> TaskView:
+async def get_task(task_id: str, svc: Svc, caller: Reader) -> TaskView:
     """The task's current state (a projection of its events)."""
     return TaskView.of(await commands.visible_task(_task_log(svc), caller, task_id))
 
@@ -71,7 +79,9 @@ async def get_task(task_id: str, svc: Svc, caller: Who) -> TaskView:
     response_model=TaskView,
     responses={404: {"description": "No task"}, 409: {"description": "Already finished"}},
 )
-async def cancel(task_id: str, svc: Svc, caller: Who, body: CancelTask | None = None) -> TaskView:
+async def cancel(
+    task_id: str, svc: Svc, caller: Reader, body: CancelTask | None = None
+) -> TaskView:
     """Cancel an unfinished task; the worker stops before its next step."""
     reason = body.reason if body else None
     return TaskView.of(await commands.cancel_task(_task_log(svc), caller, task_id, reason))
@@ -83,7 +93,7 @@ async def cancel(task_id: str, svc: Svc, caller: Who, body: CancelTask | None = 
     status_code=status.HTTP_201_CREATED,
     responses={404: {"description": "No task"}, 409: {"description": "No verdict to review"}},
 )
-async def review(task_id: str, body: ReviewTask, svc: Svc, caller: Who) -> TaskView:
+async def review(task_id: str, body: ReviewTask, svc: Svc, caller: Analyst) -> TaskView:
     """An analyst confirms or overrides the agent's verdict, with a note."""
     state = await commands.review_task(
         _task_log(svc), caller, task_id, body.decision, body.verdict, body.note

@@ -21,6 +21,7 @@ import websockets
 
 from domain import events as ev
 from infrastructure.event_store import EventStore
+from tests.auth import TEST_SECRET, token
 from tests.factories import new, submitted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,18 @@ def free_port() -> int:
         return port
 
 
+# The tenant `submit` records tasks in, and a token that may follow all of them.
+TENANT = "acme"
+
+
+def acme_token() -> str:
+    return token(TENANT, ["submitter", "analyst"], "e2e")
+
+
 def child_env(**settings: object) -> dict[str, str]:
+    """The environment of a child process: the test secret, and room for the many sockets the
+    load tests open with one user's token, unless the test says otherwise."""
+    settings = {"jwt_secret": TEST_SECRET, "max_sockets_per_user": 10_000, **settings}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
     env.update({f"SCAMTRAIL_{k.upper()}": str(v) for k, v in settings.items()})
     return env
@@ -195,11 +207,16 @@ async def record(
     *,
     within: float = 30.0,
     connected: asyncio.Event | None = None,
+    bearer: str | None = None,
 ) -> Recorded:
-    """Connect, keep every message until the server closes; fail after `within` seconds."""
+    """Connect (with `bearer`, else a token of tenant `acme`), keep every message until the
+    server closes; fail after `within` seconds."""
     out = Recorded()
+    headers = {"Authorization": f"Bearer {bearer or acme_token()}"}
     async with asyncio.timeout(within):
-        async with websockets.connect(url, max_queue=None, open_timeout=within) as ws:
+        async with websockets.connect(
+            url, max_queue=None, open_timeout=within, additional_headers=headers
+        ) as ws:
             try:
                 async for raw in ws:
                     out.messages.append(json.loads(raw))

@@ -121,6 +121,27 @@ async def test_a_real_worker_analyses_a_submission_end_to_end(
     assert types[-2:] == ["VerdictReached", "TaskCompleted"]
     assert [r.version for r in stream] == list(range(1, len(stream) + 1))
     assert assert_evidence_is_real(stream).verdict == expected
+    await assert_reads_agree(api, task_id, task)
+
+
+async def assert_reads_agree(api: httpx.AsyncClient, task_id: str, task: dict[str, Any]) -> None:
+    """The projection, the audit and the timeline tell one story: every cited seq is in the
+    timeline with exactly the data the audit shows."""
+    audit = (await api.get(f"/tasks/{task_id}/audit")).json()
+    timeline = (await api.get(f"/tasks/{task_id}/timeline", params={"limit": 1000})).json()
+    by_seq = {entry["seq"]: entry for entry in timeline["events"]}
+    assert audit["verdict"]["agent"] == task["verdict"]
+    assert audit["verdict"]["score"] == task["score"]
+    assert audit["verdict"]["confidence"] == task["confidence"]
+    assert by_seq[audit["verdict"]["seq"]]["event_type"] == "VerdictReached"
+    assert task["version"] == max(by_seq)
+    completed = [e for e in timeline["events"] if e["event_type"] == "ToolCallCompleted"]
+    assert task["tool_calls_completed"] == len(completed)
+    for reason in audit["reasons"]:
+        for cited in reason["evidence"]:
+            assert cited["seq"] in by_seq, f"{reason['code']} cites seq {cited['seq']}"
+            assert cited["data"] == by_seq[cited["seq"]]["data"]
+            assert cited["event_type"] == by_seq[cited["seq"]]["event_type"]
 
 
 async def test_a_killed_worker_resumes_and_never_repeats_a_completed_tool_call(

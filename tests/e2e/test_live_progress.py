@@ -20,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import events as ev
 from infrastructure.event_store import EventStore
+from tests.auth import token
 from tests.e2e.progress_stack import (
     Process,
     Recorded,
+    acme_token,
     append_steps,
     child_env,
     free_port,
@@ -74,10 +76,12 @@ def task_id() -> str:
     return f"task-{uuid.uuid4()}"
 
 
-async def connect_and_record(url: str, within: float = 20.0) -> asyncio.Task[Recorded]:
+async def connect_and_record(
+    url: str, within: float = 20.0, bearer: str | None = None
+) -> asyncio.Task[Recorded]:
     """Start recording and return once the server said `connected`."""
     connected = asyncio.Event()
-    recording = asyncio.create_task(record(url, within=within, connected=connected))
+    recording = asyncio.create_task(record(url, within=within, connected=connected, bearer=bearer))
     waiter = asyncio.create_task(connected.wait())
     await asyncio.wait({recording, waiter}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
@@ -196,7 +200,8 @@ async def test_disconnects_release_sockets_queues_subscriptions_and_tasks(
     task = task_id()
     await submit(live, task)
     url = f"{stack.ws}/ws/agent-progress/{task}"
-    clients = [await websockets.connect(url) for _ in range(30)]
+    headers = {"Authorization": f"Bearer {acme_token()}"}
+    clients = [await websockets.connect(url, additional_headers=headers) for _ in range(30)]
     for client in clients:
         assert json.loads(await asyncio.wait_for(client.recv(), 5))["step"] == "connected"
     redis = Redis.from_url(redis_url)
@@ -257,7 +262,10 @@ async def test_tenant_socket_sees_only_its_tenants_new_tasks(
     stack: Stack, live: EventStore
 ) -> None:
     tenant = f"bank-{uuid.uuid4().hex[:8]}"
-    recording = await connect_and_record(f"{stack.ws}/ws/tasks?tenant={tenant}", within=IDLE_S + 5)
+    bank = token(tenant, ["analyst"], "e2e")
+    recording = await connect_and_record(
+        f"{stack.ws}/ws/tasks?tenant={tenant}", within=IDLE_S + 5, bearer=bank
+    )
     mine, theirs = task_id(), task_id()
     await submit(live, mine, tenant=tenant)
     await submit(live, theirs, tenant="someone-else")
@@ -266,7 +274,9 @@ async def test_tenant_socket_sees_only_its_tenants_new_tasks(
     got = await asyncio.wait_for(recording, IDLE_S + 10)
     assert [(m["task_id"], m["seq"]) for m in got.events] == [(mine, 1), (mine, 2)]
     # Following another tenant's task by id is refused as if it did not exist.
-    refused = await record(f"{stack.ws}/ws/tasks?ids={theirs}&tenant={tenant}", within=5)
+    refused = await record(
+        f"{stack.ws}/ws/tasks?ids={theirs}&tenant={tenant}", within=5, bearer=bank
+    )
     assert refused.close_code == 4404
 
 
@@ -274,6 +284,7 @@ async def sse(stack: Stack, path: str, headers: dict[str, str] | None = None
               ) -> list[tuple[str | None, str | None, dict[str, object]]]:  # fmt: skip
     """(id, event, data) of every SSE message until the server ends the stream."""
     out = []
+    headers = {"Authorization": f"Bearer {acme_token()}", **(headers or {})}
     async with (
         httpx.AsyncClient(base_url=stack.http, timeout=10) as http,
         http.stream("GET", path, headers=headers) as response,
@@ -307,7 +318,9 @@ async def test_sse_streams_history_and_resumes_with_last_event_id(
     rest = await sse(stack, f"/tasks/{task}/events", headers={"Last-Event-ID": "7"})
     assert [int(i) for i, _, _ in rest if i] == list(range(8, 2 + len(seed_steps())))
     async with httpx.AsyncClient(base_url=stack.http, timeout=5) as http:
-        assert (await http.get(f"/tasks/{task_id()}/events")).status_code == 404
+        unknown = await http.get(f"/tasks/{task_id()}/events", headers={
+            "Authorization": f"Bearer {acme_token()}"})  # fmt: skip
+        assert unknown.status_code == 404
 
 
 async def test_metrics_report_sockets_and_the_relay(stack: Stack, live: EventStore) -> None:
@@ -367,7 +380,10 @@ async def test_seed_browser_client_in_headless_chromium(stack: Stack, live: Even
             await page.goto(f"{stack.http}/healthz")
             await page.set_content("<h1>scamtrail progress</h1>")
             seen_future = asyncio.ensure_future(
-                page.evaluate(SEED_CLIENT, f"{stack.ws}/ws/agent-progress/{task}")
+                # Browsers cannot set headers on a WebSocket: the token rides in the query.
+                page.evaluate(
+                    SEED_CLIENT, f"{stack.ws}/ws/agent-progress/{task}?token={acme_token()}"
+                )
             )
             await asyncio.sleep(0.3)
             await append_steps(live, task, seed_steps(), pause=0.02)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from infrastructure.settings import Settings
+from tests.auth import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,9 @@ async def client(
     app = create_app(settings.model_copy(update={"redis_url": redis_url}))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://test", headers=bearer()
+        ) as client,
     ):
         yield client
 

@@ -4,39 +4,22 @@ chat-completions endpoint: a valid answer is used; anything else falls back to t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from domain import events as ev
-from domain.log import EventMetadata, LogCursor, RecordedEvent
 from infrastructure.llm_reasoner import LlmReasoner
+from tests.factories import recorded_stream
 from tests.scripted_http import ScriptedServer, scripted_server
 
 pytestmark = pytest.mark.integration
 
-STREAM = [
-    RecordedEvent(
-        stream_id="t1",
-        version=i,
-        position=i,
-        cursor=LogCursor(i, i),
-        event_id=uuid.uuid4(),
-        recorded_at=datetime(2026, 11, 27, tzinfo=UTC),
-        metadata=EventMetadata(tenant="acme", actor="worker"),
-        event=event,
-    )
-    for i, event in enumerate(
-        [
-            ev.TaskSubmitted(content="Pay the toll now at ezpass-toll.top", kind="sms"),
-            ev.EntitiesExtracted(entities=(ev.Entity(kind="domain", value="ezpass-toll.top"),)),
-        ],
-        start=1,
-    )
-]
+STREAM = recorded_stream(
+    ev.TaskSubmitted(content="Pay the toll now at ezpass-toll.top", kind="sms"),
+    ev.EntitiesExtracted(entities=(ev.Entity(kind="domain", value="ezpass-toll.top"),)),
+)
 
 
 def completion(answer: dict[str, Any] | str) -> dict[str, Any]:

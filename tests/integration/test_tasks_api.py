@@ -96,3 +96,17 @@ async def test_cancel_then_cancel_again_is_409(api: httpx.AsyncClient) -> None:
 async def test_unknown_task_is_404(api: httpx.AsyncClient) -> None:
     assert (await api.get("/tasks/no-such-task")).status_code == 404
     assert (await api.post("/tasks/no-such-task/cancel")).status_code == 404
+
+
+async def test_probes(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "reasons": []}
+
+
+async def test_a_nul_in_the_url_is_422_not_a_server_error(api: httpx.AsyncClient) -> None:
+    for url in ("/tasks?q=pay%00now", "/tasks/abc%00def", "/tasks/abc/timeline?after=1%00"):
+        response = await api.get(url)
+        assert response.status_code == 422, (url, response.text)
+        assert "NUL" in response.json()["detail"][0]["msg"]

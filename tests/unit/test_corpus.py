@@ -7,8 +7,6 @@ indicator nobody has reported yet: no matches, no results.
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +14,16 @@ import pytest
 
 from domain import events as ev
 from domain.extraction import extract_entities
-from domain.log import EventMetadata, LogCursor, RecordedEvent
+from domain.log import RecordedEvent
 from domain.planning import PlannedCall, plan_tool_calls
 from domain.reasoning import reason
 from infrastructure.tools.domain_reputation import assess_domain
 from infrastructure.tools.phone_validator import validate_phone
+from tests.factories import recorded_stream
 
 pytestmark = pytest.mark.unit
 
 CORPUS = Path(__file__).parent.parent / "data" / "corpus.jsonl"
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-def recorded(events: list[ev.DomainEvent]) -> list[RecordedEvent]:
-    return [
-        RecordedEvent(
-            stream_id="t1",
-            version=i,
-            position=i,
-            cursor=LogCursor(i, i),
-            event_id=uuid.uuid4(),
-            recorded_at=T0,
-            metadata=EventMetadata(tenant="acme", actor="worker"),
-            event=event,
-        )
-        for i, event in enumerate(events, start=1)
-    ]
 
 
 def offline_output(call: PlannedCall) -> dict[str, Any]:
@@ -67,7 +49,7 @@ def analyse(content: str, kind: ev.Kind) -> tuple[list[RecordedEvent], ev.Verdic
                 call_id=call.call_id, tool=call.tool, step=call.step, output=offline_output(call)
             )
         )
-    stream = recorded(events)
+    stream = recorded_stream(*events, seconds_apart=0)
     return stream, reason(stream)
 
 

@@ -1,35 +1,15 @@
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 import pytest
 
 from domain import events as ev
 from domain.extraction import extract_entities
-from domain.log import EventMetadata, LogCursor, RecordedEvent
 from domain.reasoning import has_evidence, reason
+from tests.factories import recorded_stream as stream
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 PHONE = "+18005550199"
-
-
-def stream(*events: ev.DomainEvent) -> list[RecordedEvent]:
-    return [
-        RecordedEvent(
-            stream_id="t1",
-            version=i,
-            position=i,
-            cursor=LogCursor(i, i),
-            event_id=uuid.uuid4(),
-            recorded_at=T0,
-            metadata=EventMetadata(tenant="acme", actor="worker"),
-            event=event,
-        )
-        for i, event in enumerate(events, start=1)
-    ]
 
 
 def submitted(content: str) -> ev.TaskSubmitted:

@@ -1,33 +1,14 @@
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from domain import events as ev
-from domain.log import EventMetadata, LogCursor, RecordedEvent
 from domain.task import TaskState, fold
+from tests.factories import T0, recorded_stream
 
 pytestmark = pytest.mark.unit
-
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-def stream(*events: ev.DomainEvent) -> list[RecordedEvent]:
-    return [
-        RecordedEvent(
-            stream_id="t1",
-            version=i,
-            position=i,
-            cursor=LogCursor(i, i),
-            event_id=uuid.uuid4(),
-            recorded_at=T0 + timedelta(seconds=i),
-            metadata=EventMetadata(tenant="acme", actor="worker"),
-            event=event,
-        )
-        for i, event in enumerate(events, start=1)
-    ]
 
 
 SUBMITTED = ev.TaskSubmitted(content="URGENT pay now", kind="sms")
@@ -41,7 +22,7 @@ VERDICT = ev.VerdictReached(verdict="scam", score=0.9, confidence=0.8)
 
 
 def folded(*events: ev.DomainEvent) -> TaskState:
-    state = fold(stream(*events))
+    state = fold(recorded_stream(*events))
     assert state is not None
     return state
 
@@ -100,4 +81,4 @@ def test_a_failed_task_keeps_its_error() -> None:
 
 def test_a_stream_must_start_with_task_submitted() -> None:
     with pytest.raises(ValueError, match="starts with EntitiesExtracted"):
-        fold(stream(ev.EntitiesExtracted()))
+        fold(recorded_stream(ev.EntitiesExtracted()))

@@ -1,0 +1,45 @@
+"""`scamtrail token`: a developer token, signed with the configured or the developer secret."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from api.cli_admin import parse_age
+from api.dev_auth import CannotSign, dev_token
+from infrastructure.settings import Settings, load_settings
+
+console = Console(stderr=True)
+
+
+def token(
+    role: list[str] = typer.Option(  # noqa: B008 (typer reads the default)
+        ["submitter"], help="A role: submitter, analyst or admin (repeat for several)."
+    ),
+    tenant: str = typer.Option("demo", help="The tenant the token acts for."),
+    sub: str = typer.Option("dev", help="The user (`sub` claim)."),
+    ttl: str = typer.Option("12h", help="Lifetime, e.g. 12h, 30m, 7d."),
+) -> None:
+    """Print a bearer token (stdout only, so `$(scamtrail token)` works)."""
+    unknown = set(role) - {"submitter", "analyst", "admin"}
+    if unknown:
+        raise typer.BadParameter(f"unknown roles: {', '.join(sorted(unknown))}")
+    try:
+        print(dev_token(load_settings(), role, tenant, sub, parse_age(ttl)))
+    except CannotSign as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+
+
+def print_dev_token(settings: Settings) -> None:
+    """For `scamtrail up`: a 12 h analyst+submitter token for tenant `demo`, on the console."""
+    if settings.auth_disabled:
+        console.print("[yellow]auth is disabled (SCAMTRAIL_AUTH_DISABLED): no token needed[/]")
+        return
+    try:
+        value = dev_token(settings, ["analyst", "submitter"], "demo", "dev")
+    except CannotSign as error:
+        console.print(f"[yellow]no developer token: {error}[/]")
+        return
+    console.print("developer token (analyst+submitter, tenant demo, 12 h):")
+    console.print(value, soft_wrap=True, markup=False, highlight=False)

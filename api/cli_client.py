@@ -1,0 +1,191 @@
+"""Client commands: `scamtrail analyze`, `scamtrail timeline`, `scamtrail tasks list`.
+
+They talk to a running api over HTTP and its WebSocket, like any other client. Exit codes:
+0 done, 2 bad input (arguments, or a request the api refused), 3 api unreachable, 4 task failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, get_args
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from api import cli_admin
+from api.cli_http import (
+    EXIT_BAD_INPUT,
+    EXIT_DONE,
+    EXIT_TASK_FAILED,
+    EXIT_UNREACHABLE,
+    ApiClient,
+    ClientError,
+    default_url,
+)
+from api.cli_live import LiveView, follow
+from domain import events as ev
+
+out = Console(soft_wrap=True)  # results: what a pipe gets, one line per line
+err = Console(stderr=True)  # progress and errors
+# Unit tests answer HTTP here without a server (an httpx.MockTransport).
+transport: httpx.AsyncBaseTransport | None = None
+
+Url = typer.Option(
+    None, "--url", help="The api (default http://127.0.0.1:$SCAMTRAIL_PORT or :8000)."
+)
+Token = typer.Option(None, "--token", envvar="SCAMTRAIL_TOKEN", help="Bearer token.")
+KINDS: tuple[str, ...] = get_args(ev.Kind)
+Json = typer.Option(False, "--json", help="JSON lines instead of tables.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(analyze)
+    app.command()(timeline)
+    cli_admin.tasks.command("list")(list_tasks)
+
+
+def analyze(
+    content: str = typer.Argument(
+        ..., help="The suspicious message, URL or number; - reads stdin."
+    ),
+    kind: str = typer.Option("text", help=f"What it is: {', '.join(KINDS)}."),
+    as_json: bool = Json,
+    wait: float = typer.Option(300.0, min=1, help="Seconds to wait for the verdict."),
+    url: str | None = Url,
+    token: str | None = Token,
+) -> None:
+    """Submit a message, follow its analysis live, then show the verdict and its reasons."""
+    text = sys.stdin.read() if content == "-" else content
+
+    async def run(api: ApiClient) -> int:
+        if kind not in KINDS:
+            raise ClientError(f"--kind must be one of {', '.join(KINDS)}", EXIT_BAD_INPUT)
+        if not text.strip():
+            raise ClientError("the content to analyze is blank", EXIT_BAD_INPUT)
+        accepted = await api.call("POST", "/tasks", json={"content": text, "kind": kind})
+        task_id = str(accepted["task_id"])
+        try:
+            async with asyncio.timeout(wait):
+                if as_json:
+                    step = await follow(api, task_id, lambda m: print(json.dumps(m), flush=True))
+                else:
+                    err.print(f"task [bold]{task_id}[/] submitted")
+                    with LiveView(err) as view:
+                        step = await follow(api, task_id, view.show)
+        except TimeoutError:
+            raise ClientError(
+                f"task {task_id} did not finish within {wait:.0f} s: is a worker running?",
+                EXIT_UNREACHABLE,
+            ) from None
+        if as_json:
+            return EXIT_DONE if step == "completed" else EXIT_TASK_FAILED
+        return await _show_outcome(api, task_id)
+
+    _run(url, token, run)
+
+
+async def _show_outcome(api: ApiClient, task_id: str) -> int:
+    task = await api.call("GET", f"/tasks/{task_id}")
+    if task["status"] != "completed":
+        why = f": {task['error']}" if task.get("error") else ""
+        err.print(f"[red]task {task_id} {task['status']}{escape(why)}[/]")
+        return EXIT_TASK_FAILED
+    audit = await api.call("GET", f"/tasks/{task_id}/audit")
+    verdict = audit.get("verdict") or {}
+    final = str(verdict.get("final"))
+    colour = {"scam": "red", "suspicious": "yellow", "safe": "green"}.get(final, "")
+    out.print(
+        f"verdict: [bold {colour}]{final}[/] (score {verdict.get('score', 0):.2f},"
+        f" confidence {verdict.get('confidence', 0):.2f})  task {task_id}"
+    )
+    for reason in audit.get("reasons", []):
+        out.print(
+            f"  • {escape(reason['text'])} [dim]({reason['code']}, {reason['weight']:+.2f})[/]"
+        )
+    if not audit.get("reasons"):
+        out.print("  [dim]no reasons recorded[/]")
+    out.print(f"[dim]every step: scamtrail timeline {task_id}[/]")
+    return EXIT_DONE
+
+
+def timeline(
+    task_id: str = typer.Argument(..., help="The task's id."),
+    as_json: bool = Json,
+    url: str | None = Url,
+    token: str | None = Token,
+) -> None:
+    """Every event of a task, in order."""
+
+    async def run(api: ApiClient) -> int:
+        entries: list[dict[str, Any]] = []
+        after: int | None = 0
+        while after is not None:  # a page at a time, by seq
+            page = await api.call("GET", f"/tasks/{task_id}/timeline", params={"after": after})
+            entries += page["events"]
+            after = page["next_after"]
+        table = Table("seq", "time", "step", "tool", "message", title=f"task {task_id}")
+        for entry in entries:
+            if as_json:
+                print(json.dumps(entry))
+            else:
+                style = "red" if entry["error"] else None
+                row = (entry["recorded_at"][11:23], entry["step"], entry["tool"] or "")
+                table.add_row(str(entry["seq"]), *row, escape(entry["message"]), style=style)
+        if not as_json:
+            out.print(table)
+        return EXIT_DONE
+
+    _run(url, token, run)
+
+
+def list_tasks(
+    status: str | None = typer.Option(None, help="Only tasks in this status, e.g. completed."),
+    limit: int = typer.Option(20, min=1, max=200, help="How many, newest first."),
+    as_json: bool = Json,
+    url: str | None = Url,
+    token: str | None = Token,
+) -> None:
+    """The newest tasks with their status and verdict (from the api)."""
+
+    async def run(api: ApiClient) -> int:
+        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+        tasks = (await api.call("GET", "/tasks", params=params))["tasks"]
+        table = Table("task", "kind", "status", "verdict", "submitted")
+        for task in tasks:
+            if as_json:
+                print(json.dumps(task))
+            else:
+                row = (task["kind"], task["status"], task["final_verdict"] or "")
+                table.add_row(task["task_id"], *row, task["submitted_at"][:19])
+        if not as_json:
+            out.print(table if tasks else "[dim]no tasks yet[/]")
+        return EXIT_DONE
+
+    _run(url, token, run)
+
+
+def _run(url: str | None, token: str | None, body: Callable[[ApiClient], Awaitable[int]]) -> None:
+    """Run a command against the api; every failure is one line on stderr and an exit code."""
+
+    # `scamtrail` logs at INFO for the servers; a client's output is its own lines only.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    async def main() -> int:
+        async with ApiClient(url or default_url(), token, transport) as api:
+            return await body(api)
+
+    try:
+        code = asyncio.run(main())
+    except ClientError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        code = error.code
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)

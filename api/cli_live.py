@@ -1,0 +1,96 @@
+"""Following one task's progress socket from the command line, and drawing it with rich."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import websockets
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+
+from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE, ApiClient, ClientError
+
+TERMINAL_STEPS = frozenset({"completed", "failed", "cancelled"})
+RECONNECTS = 5  # consecutive failed connects before the api counts as gone
+_REFUSED = {4400: EXIT_BAD_INPUT, 4401: EXIT_BAD_INPUT, 4403: EXIT_BAD_INPUT, 4404: EXIT_BAD_INPUT}
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+async def follow(api: ApiClient, task_id: str, on_event: Handler) -> str:
+    """Hand every event of the task to `on_event`, once and in order, until it ends; return
+    its last step (completed, failed or cancelled). A dropped socket resumes with `?after=`."""
+    after, failures = 0, 0
+    while True:
+        code: int | None = None
+        last_error: Exception | None = None
+        try:
+            async with websockets.connect(api.websocket_url(task_id, after), open_timeout=10) as ws:
+                async for raw in ws:
+                    message = json.loads(raw)
+                    if "seq" not in message:
+                        _check_refusal(message)
+                        continue  # `connected` or a heartbeat
+                    if message["seq"] <= after:
+                        continue  # already shown before a reconnect
+                    after, failures = message["seq"], 0  # progress: the socket works
+                    on_event(message)
+                    if message.get("step") in TERMINAL_STEPS:
+                        return str(message["step"])
+                code = ws.close_code
+        except websockets.InvalidStatus as error:
+            raise ClientError(
+                f"the progress socket was refused ({error.response.status_code})", EXIT_BAD_INPUT
+            ) from None
+        except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosedError) as error:
+            last_error = error
+        if code in _REFUSED:
+            raise ClientError(f"the progress socket was closed ({code})", _REFUSED[code])
+        # The server closed (idle timeout, restart) or the socket broke: resume after `after`,
+        # but a socket that keeps failing without a single new event means the api is gone.
+        failures += 1
+        if failures >= RECONNECTS:
+            why = last_error or f"closed with {code}"
+            raise ClientError(f"lost the progress socket of {task_id}: {why}", EXIT_UNREACHABLE)
+        await asyncio.sleep(0.2 * failures)
+
+
+def _check_refusal(message: dict[str, Any]) -> None:
+    """The server's refusal is the seed's error message without a seq, then a 44xx close."""
+    if message.get("step") == "failed" and message.get("error"):
+        text = f"the progress socket was refused: {message.get('message')}"
+        raise ClientError(text, EXIT_BAD_INPUT)
+
+
+class LiveView:
+    """A progress bar with the step list printed above it as events arrive."""
+
+    def __init__(self, console: Console) -> None:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
+        self.progress = Progress(
+            *columns, TextColumn("{task.percentage:>3.0f}%"), console=console, transient=True
+        )
+        self._bar: TaskID | None = None
+
+    def __enter__(self) -> LiveView:
+        self.progress.start()
+        self._bar = self.progress.add_task("submitted", total=100)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def show(self, message: dict[str, Any]) -> None:
+        assert self._bar is not None
+        text = escape(str(message.get("message") or message.get("step")))
+        percent = message.get("percent") or 0
+        self.progress.update(self._bar, completed=percent, description=text)
+        if message.get("event_type") == "ToolCallStarted":
+            return  # shown on the bar; its outcome gets the line in the list
+        mark = "[red]✗[/]" if message.get("error") else "[green]✓[/]"
+        tool = f" [dim]{escape(message['tool'])}[/]" if message.get("tool") else ""
+        self.progress.console.print(f"{mark} [bold]{escape(str(message['step']))}[/]{tool} {text}")

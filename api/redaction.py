@@ -1,0 +1,45 @@
+"""Keeps bearer tokens out of the logs. uvicorn logs every request line with its query string
+(`?token=` on browser WebSockets), and at DEBUG the websockets library logs handshake headers
+(Authorization, Sec-WebSocket-Protocol); this filter rewrites such records before any handler
+formats them."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# A JWT (three base64url parts, the first one a JSON header: "eyJ"), a `token=` query value, and
+# whatever follows "Bearer".
+_SECRETS = re.compile(
+    r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
+    r"|(?<=token=)[^&\s\"']+"
+    r"|(?<=[Bb]earer )[^\s,\"']+"
+    r"|(?<=[Bb]earer, )[^\s,\"']+"
+)
+REDACTED = "[redacted]"
+# uvicorn's loggers, and the websockets library's in case it logs on its own.
+LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(REDACTED, text)
+
+
+class RedactTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_redaction() -> None:
+    """Idempotent: on the loggers that may see tokens, and on every handler they write to (a
+    logger's filter does not apply to records propagated from its children)."""
+    redaction = RedactTokens()
+    loggers = [logging.getLogger(name) for name in LOGGERS] + [logging.getLogger()]
+    for logger in loggers:
+        for target in [logger, *logger.handlers]:
+            if not any(isinstance(f, RedactTokens) for f in target.filters):
+                target.addFilter(redaction)

@@ -1,0 +1,50 @@
+"""Admin actions over HTTP (the same as `scamtrail projections rebuild` / `tasks prune`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from api.caller import Caller, require
+from api.cli_admin import parse_age
+from api.services import Services, services
+from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+Svc = Annotated[Services, Depends(services)]
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+class Rebuilt(BaseModel):
+    tasks: int
+    events: int
+    changed: int
+    removed: int
+
+
+class Pruned(BaseModel):
+    pruned: int
+
+
+@router.post("/projections/rebuild")
+async def rebuild(svc: Svc, _: Admin) -> Rebuilt:
+    """Recompute every task row from the log. Touches no tenant's data beyond its own rows: the
+    rows are a function of the log."""
+    report = await rebuild_projections(svc.engine)
+    return Rebuilt(
+        tasks=report.tasks, events=report.events, changed=report.changed, removed=report.removed
+    )
+
+
+@router.post("/tasks/prune")
+async def prune(
+    svc: Svc,
+    caller: Admin,
+    older_than: Annotated[str, Query(pattern=r"^\d{1,6}[dhm]$", examples=["90d"])],
+) -> Pruned:
+    """Delete the caller's tenant's tasks that finished longer ago than `older_than`."""
+    return Pruned(pruned=await prune_finished_tasks(svc.engine, parse_age(older_than),
+                                                    tenant=caller.tenant))  # fmt: skip

@@ -1,0 +1,57 @@
+"""/readyz says why the api is not ready: Redis gone, or a schema behind the code."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from api.app import create_app
+from infrastructure.event_store import EventStore
+from infrastructure.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def no_redis_api(app_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app pointed at a Redis port where nothing listens."""
+    settings = app_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://scamtrail") as client:
+            yield client
+
+
+async def test_not_ready_without_redis_says_so(no_redis_api: httpx.AsyncClient) -> None:
+    ready = await no_redis_api.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["reasons"] == ["Redis unreachable: ConnectionError"]
+    assert (await no_redis_api.get("/healthz")).status_code == 200
+
+
+async def test_not_ready_when_the_schema_is_behind(
+    api: httpx.AsyncClient, store: EventStore
+) -> None:
+    set_version = sa.text("UPDATE alembic_version SET version_num = :v")
+    async with store.transaction() as conn:
+        head = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        await conn.execute(set_version, {"v": "0001"})
+    try:
+        ready = await api.get("/readyz")
+    finally:
+        async with store.transaction() as conn:
+            await conn.execute(set_version, {"v": head})
+    assert ready.status_code == 503
+    assert "run `scamtrail migrate`" in ready.json()["reasons"][0]
