@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import uvicorn
@@ -18,12 +19,18 @@ from api import cli_admin, cli_auth, cli_client
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from api.limits import SocketCounter
+
 app = typer.Typer(help="scamtrail: an event-sourced scam-analysis agent.", no_args_is_help=True)
 app.add_typer(cli_admin.projections, name="projections")
 app.add_typer(cli_admin.tasks, name="tasks")
 cli_client.register(app)  # analyze, timeline, tasks list
 app.command(name="token")(cli_auth.token)
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 def _note(text: str) -> None:
@@ -85,7 +92,7 @@ def api(
 ) -> None:
     """Run the api (HTTP, WebSocket, SSE, /metrics) under uvicorn."""
     settings = load_settings(**({"port": port} if port else {}))
-    uvicorn.Server(_uvicorn_config(settings, host)).run()
+    _DrainingServer(settings, host).run()
 
 
 @app.command()
@@ -96,14 +103,9 @@ def relay() -> None:
     asyncio.run(run_relay(load_settings()))
 
 
-def _uvicorn_config(settings: Settings, host: str) -> uvicorn.Config:
-    from api.app import create_app
-
+def _uvicorn_config(app: FastAPI, settings: Settings, host: str) -> uvicorn.Config:
     return uvicorn.Config(
-        # These settings, not a fresh load from the environment: under `up` they carry the
-        # embedded PostgreSQL's and Redis's URLs, which no environment variable names.
-        functools.partial(create_app, settings),
-        factory=True,
+        app,
         host=host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -113,7 +115,41 @@ def _uvicorn_config(settings: Settings, host: str) -> uvicorn.Config:
     )
 
 
-class _QuietServer(uvicorn.Server):
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's shutdown closes every open WebSocket with 1012 ("service restart"), and waits
+    for streaming responses (SSE) to end by themselves. A replica going away should instead say
+    1001 ("going away"), so that clients reconnect at once — to another replica behind the load
+    balancer — and resume with `after=<seq>`. So before uvicorn's own shutdown: stop listening,
+    ask every delivery loop to close its client with 1001 (`ProgressHub.drain`), and give the
+    clients a moment to answer the close before uvicorn drops what is left."""
+
+    DRAIN_S = 5.0  # bounded: a client that never answers its close frame must not hold us
+
+    def __init__(self, settings: Settings, host: str) -> None:
+        from api.app import create_app
+
+        # These settings, not a fresh load from the environment: under `up` they carry the
+        # embedded PostgreSQL's and Redis's URLs, which no environment variable names.
+        self.app = create_app(settings)
+        super().__init__(_uvicorn_config(self.app, settings, host))
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        services = getattr(self.app.state, "services", None)  # None if the lifespan failed
+        if services is not None and not self.force_exit:
+            for server in self.servers:
+                server.close()  # no new sockets while the open ones drain
+            services.hub.drain()
+            counter: SocketCounter = self.app.state.sockets
+            for _ in range(int(self.DRAIN_S / 0.05)):  # polled: the count has no event
+                if not counter.total or self.force_exit:
+                    break
+                await asyncio.sleep(0.05)
+            if counter.total:
+                log.warning("%d progress socket(s) still open after draining", counter.total)
+        await super().shutdown(sockets)
+
+
+class _QuietServer(_DrainingServer):
     """uvicorn re-raises the SIGINT it caught once it has shut down, which would interrupt the
     relay's and the worker's own shutdown; here this process's handlers own the signals."""
 
@@ -127,7 +163,7 @@ async def _whole_system(settings: Settings, host: str) -> None:
     from workers.jobs import build_worker
     from workers.relay_main import run_relay
 
-    server = _QuietServer(_uvicorn_config(settings, host))
+    server = _QuietServer(settings, host)
     # Ctrl-C or SIGTERM asks the server to finish; then the relay and the worker stop with it.
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -61,6 +61,11 @@ class SocketCounter:
         self.limit = limit
         self._open: Counter[tuple[str, str]] = Counter()
 
+    @property
+    def total(self) -> int:
+        """Every open progress socket of this process, all users together."""
+        return sum(self._open.values())
+
     def check(self, tenant: str, actor: str) -> None:
         if self._open[(tenant, actor)] >= self.limit:
             raise TooManySockets(f"at most {self.limit} open progress sockets per user")

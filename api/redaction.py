@@ -28,9 +28,18 @@ def redact(text: str) -> str:
 class RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        if redact(message) == message:
+            return True
+        if isinstance(record.args, tuple) and record.args:
+            # uvicorn's access formatter unpacks `args` (client, method, path, version, status):
+            # replaced by None, the line was lost to a "Logging error" traceback (every SSE
+            # request with `?token=`). So redact each argument and keep the tuple.
+            record.msg = redact(str(record.msg))
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            message = record.getMessage()
+            if redact(message) == message:
+                return True
+        record.msg, record.args = redact(message), None  # a secret split across arguments
         return True
 
 

@@ -121,6 +121,11 @@ async def progress_stream(
         last_event = next_heartbeat = time.monotonic()
         next_heartbeat += heartbeat_s
         while True:
+            if hub.draining:
+                # The api is shutting down (api.cli._DrainingServer): 1001 "going away" tells the
+                # client to reconnect, to another replica, and resume with `after`.
+                yield Close(1001, "server shutting down")
+                return
             if hub.degraded != degraded:
                 degraded = hub.degraded
                 metrics.degraded_sockets.inc() if degraded else metrics.degraded_sockets.dec()

@@ -86,7 +86,7 @@ async def main(tasks: int, samples: int) -> None:
         redis_url=redis_url,
         queue=f"scamtrail:bench:{uuid.uuid4().hex[:8]}",
         sweep_interval_s=60,
-        jwt_secret="benchmark-only-secret",
+        jwt_secret="benchmark-only-secret-long-enough-for-hs256",
         submissions_per_minute=100_000,
     )
     engine = create_engine(settings, pool_size=1)

@@ -94,7 +94,7 @@ async def main(tasks: int, requests: int) -> None:
 
     settings = load_settings(
         database_url=database_url,
-        jwt_secret="benchmark-only-secret",
+        jwt_secret="benchmark-only-secret-long-enough-for-hs256",
         submissions_per_minute=100_000,
     )
     engine = create_engine(settings, pool_size=2)

@@ -48,7 +48,7 @@ from infrastructure.settings import async_database_url, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 METADATA = EventMetadata(tenant="bench", actor="bench")
-BENCH_SECRET = "benchmark-only-secret"
+BENCH_SECRET = "benchmark-only-secret-long-enough-for-hs256"
 
 
 def pct(values: list[float], q: float) -> float:

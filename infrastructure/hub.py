@@ -129,6 +129,7 @@ class ProgressHub:
         self._outage = OutageLog(log, "progress hub")
         self._connected = asyncio.Event()
         self._closing = False
+        self.draining = False  # the process is shutting down: delivery loops close their sockets
 
     # --- what the delivery loops and metrics see -------------------------------------------
 
@@ -154,6 +155,14 @@ class ProgressHub:
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._run(), name="progress-hub")
+
+    def drain(self) -> None:
+        """Ask every delivery loop to close its client now (the api is shutting down): each is
+        woken, sees `draining` and closes with 1001 so that its client reconnects to another
+        replica. Live delivery keeps working meanwhile; `stop` comes later."""
+        self.draining = True
+        for sub in {sub for subs in self._channels.values() for sub in subs}:
+            sub.mark_stale()
 
     async def stop(self) -> None:
         self._closing = True
