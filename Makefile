@@ -30,10 +30,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# Every benchmark, several runs each; writes docs/PERFORMANCE.md (medians).
 bench: $(STAMP)
-	for b in append reads pipeline streaming; do \
-	  PYTHONPATH=. scripts/with-local-services $(BIN)/python benchmarks/$$b.py || exit 1; \
-	done
+	PYTHONPATH=. scripts/with-local-services $(BIN)/python benchmarks/report.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

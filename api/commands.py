@@ -20,7 +20,7 @@ from infrastructure.task_queries import tenant_task
 
 log = logging.getLogger(__name__)
 
-# Namespace for ids derived from an Idempotency-Key: the same key from the same tenant always
+# Namespace for ids derived from an Idempotency-Key: the same key from the same caller always
 # names the same task and the same TaskSubmitted event, so a retried request stores nothing new.
 _IDEMPOTENCY = uuid.UUID("5f6b2a5e-1c1e-4c0e-9a55-7d1f6f0f5c11")
 
@@ -35,8 +35,11 @@ async def submit_task(
 ) -> tuple[str, bool]:
     """Record the submission, then enqueue its analysis. Returns (task_id, created)."""
     if idempotency_key:
-        task_id = str(uuid.uuid5(_IDEMPOTENCY, f"{caller.tenant}:{idempotency_key}"))
-        event_id = uuid.uuid5(_IDEMPOTENCY, f"{caller.tenant}:{idempotency_key}:submitted")
+        # Scoped to the caller, not just the tenant: two users' keys never meet (a submitter
+        # cannot see another user's task, so a shared key would hand it a task it can't read).
+        scope = f"{caller.tenant}:{caller.actor}:{idempotency_key}"
+        task_id = str(uuid.uuid5(_IDEMPOTENCY, scope))
+        event_id = uuid.uuid5(_IDEMPOTENCY, f"{scope}:submitted")
     else:
         task_id, event_id = str(uuid.uuid4()), uuid.uuid4()
     metadata = EventMetadata(tenant=caller.tenant, actor=caller.actor, correlation_id=event_id)

@@ -147,6 +147,15 @@ class VerdictReviewed(DomainEvent):
     note: str = ""
 
 
+class UnreadableEvent(DomainEvent):
+    """Stands in for a stored event this code cannot decode (a type from a newer version, a
+    payload that no longer validates), so a reader of the whole log can pass it on by `seq`
+    instead of stopping. Never stored, never registered."""
+
+    original_type: str
+    error: str
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type_name: cls
     for cls in (

@@ -124,4 +124,7 @@ def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
         case ev.VerdictReviewed(decision=decision, verdict=verdict):
             did = "confirmed" if decision == "confirm" else "overrode"
             return "reviewed", None, f"Analyst {did} the verdict: {verdict}", 100, False
+        case ev.UnreadableEvent(original_type=original):
+            text = f"An event this server cannot read ({original}); the timeline has it."
+            return "reasoning", None, text, 0, True
     return "reasoning", None, event.type_name, 0, False

@@ -19,16 +19,18 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import ConcurrencyConflict, DuplicateEventId, InvalidAppend, UnknownEventType
-from domain.events import event_class
+from domain.events import DomainEvent, UnreadableEvent, event_class
 from domain.log import LOG_START, EventMetadata, LogCursor, NewEvent, RecordedEvent
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
 
 # The whole append is this one statement, atomic on its own. Concurrency control is the unique
 # key (stream_id, version): a writer with a stale expected version collides with the row that
@@ -173,13 +175,18 @@ class EventStore:
             driver: asyncpg.Connection = pooled.driver_connection
             try:
                 rows: list[asyncpg.Record] = await driver.fetch(sql, *args)
+            except asyncio.CancelledError:
+                # Cancelled mid-statement (a client went away): this connection's state is
+                # unknown, so it is not reused; the others are fine.
+                pooled.invalidate()
+                raise
             except BaseException as error:
                 if not _is_disconnect(error, driver):
                     pooled.close()
                     raise
                 pooled.invalidate()
                 await self._engine.dispose(close=False)  # every pooled connection is suspect
-                if attempt == 2 or isinstance(error, asyncio.CancelledError):
+                if attempt == 2:
                     raise
                 log.warning("lost the database connection (%s); retrying once", error)
                 continue
@@ -222,8 +229,8 @@ class EventStore:
         self, stream_id: str, after_version: int = 0, limit: int | None = None
     ) -> list[RecordedEvent]:
         """The stream's events with version > after_version, in version order."""
-        if after_version < 0:
-            raise ValueError("after_version must be >= 0")
+        if not 0 <= after_version <= MAX_VERSION:
+            raise ValueError(f"after_version must be between 0 and {MAX_VERSION}")
         if limit is not None and limit < 1:
             raise ValueError("limit must be >= 1")
         rows = await self._fetch(
@@ -245,8 +252,12 @@ class EventStore:
             streams[row["stream_id"]].append(_from_row(row))
         return streams
 
-    async def read_all(self, after: LogCursor = LOG_START, limit: int = 500) -> list[RecordedEvent]:
+    async def read_all(
+        self, after: LogCursor = LOG_START, limit: int = 500, *, tolerant: bool = False
+    ) -> list[RecordedEvent]:
         """The next events of the whole log after `after`, never skipping one that commits late.
+        With `tolerant`, an event this code cannot decode comes back as an `UnreadableEvent` (and
+        an error is logged) instead of raising: the relay must not stop at it forever.
 
         Ordering technique: a plain `WHERE global_position > :last` reader is wrong under
         concurrent writers. The identity value is taken at INSERT, the row becomes visible at
@@ -276,7 +287,7 @@ class EventStore:
             after.position,
             limit,
         )
-        return [_from_row(row) for row in rows]
+        return [_from_row(row, tolerant=tolerant) for row in rows]
 
 
 def _validate_append(stream_id: str, events: Sequence[NewEvent], expected_version: int) -> None:
@@ -295,8 +306,8 @@ def _validate_append(stream_id: str, events: Sequence[NewEvent], expected_versio
 
 
 def _is_disconnect(error: BaseException, driver: asyncpg.Connection) -> bool:
-    if isinstance(error, asyncio.CancelledError):
-        return True  # cancelled mid-statement: the connection's state is unknown
+    if isinstance(error, asyncpg.DataError):
+        return False  # a value asyncpg cannot encode (an InterfaceError, but the caller's fault)
     disconnects = (
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
@@ -337,13 +348,18 @@ async def _connection(
             yield own
 
 
-def _from_row(row: asyncpg.Record) -> RecordedEvent:
+def _from_row(row: asyncpg.Record, *, tolerant: bool = False) -> RecordedEvent:
+    stream_id, version = row["stream_id"], row["version"]
+    event: DomainEvent
     try:
         event = event_class(row["type"]).model_validate_json(row["data"])
-    except UnknownEventType:
-        raise UnknownEventType(
-            row["type"], stream_id=row["stream_id"], version=row["version"]
-        ) from None
+    except (UnknownEventType, ValidationError) as error:
+        if not tolerant:
+            if isinstance(error, UnknownEventType):
+                raise UnknownEventType(row["type"], stream_id=stream_id, version=version) from None
+            raise
+        log.error("cannot decode %s at %r version %d: %s", row["type"], stream_id, version, error)
+        event = UnreadableEvent(original_type=row["type"], error=str(error)[:500])
     return RecordedEvent(
         stream_id=row["stream_id"],
         version=row["version"],

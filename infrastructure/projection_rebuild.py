@@ -21,14 +21,16 @@ from infrastructure.projections import row_from_state, save_task, state_from_row
 
 log = logging.getLogger(__name__)
 
+# The tenant of a task is the tenant of its first event (`tenant` NULL: every tenant).
 _STREAMS = sa.text(
     "SELECT stream_id FROM events WHERE version = 1 AND stream_id > :after"
+    " AND (CAST(:tenant AS text) IS NULL OR metadata->>'tenant' = :tenant)"
     " ORDER BY stream_id LIMIT :limit"
 )
 _ROWS = sa.text("SELECT * FROM task_projection WHERE task_id = ANY(:ids)")
 _ORPHANS = sa.text(
-    "DELETE FROM task_projection p WHERE NOT EXISTS"
-    " (SELECT 1 FROM events e WHERE e.stream_id = p.task_id)"
+    "DELETE FROM task_projection p WHERE (CAST(:tenant AS text) IS NULL OR p.tenant = :tenant)"
+    " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = p.task_id)"
 )
 
 
@@ -41,13 +43,19 @@ class RebuildReport:
 
 
 async def rebuild_projections(
-    engine: AsyncEngine, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    engine: AsyncEngine,
+    *,
+    tenant: str | None = None,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
 ) -> RebuildReport:
-    """Recompute every task row from its stream; report how many rows changed."""
+    """Recompute every task row (of one tenant, if given) from its stream; report how many
+    rows changed."""
     store, report, after = EventStore(engine), RebuildReport(), ""
     while True:
         async with engine.begin() as conn:
-            ids = list((await conn.scalars(_STREAMS, {"after": after, "limit": batch})).all())
+            params = {"after": after, "limit": batch, "tenant": tenant}
+            ids = list((await conn.scalars(_STREAMS, params)).all())
             if not ids:
                 break
             streams = await store.read_streams(ids)
@@ -67,7 +75,7 @@ async def rebuild_projections(
         if progress:
             progress(len(ids))
     async with engine.begin() as conn:
-        report.removed = (await conn.execute(_ORPHANS)).rowcount
+        report.removed = (await conn.execute(_ORPHANS, {"tenant": tenant})).rowcount
     return report
 
 

@@ -41,6 +41,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, task_id = raw.split("|", 1)
+        if "\x00" in task_id:  # PostgreSQL text cannot hold NUL: refuse, don't fail
+            raise ValueError("NUL in cursor")
         return datetime.fromisoformat(moment), task_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("cursor is not one this api returned; start again without it") from None

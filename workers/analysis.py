@@ -71,7 +71,15 @@ async def _analyse(agent: Agent, writer: TaskWriter) -> None:
     plan = plan_tool_calls(entities, kind=submitted.kind, client_metadata=submitted.client_metadata)
     state = fold(writer.stream)
     assert state is not None
-    pending = [call for call in plan if call.call_id not in state.completed_calls]
+    # Left to do: calls neither completed nor given up on; nothing once the verdict is recorded
+    # (a run resumed between the verdict and the completion only completes).
+    gave_up = {
+        r.event.call_id
+        for r in writer.stream
+        if isinstance(r.event, ev.ToolCallFailed) and not r.event.will_retry
+    }
+    done = state.completed_calls.keys() | gave_up
+    pending = [] if state.verdict else [call for call in plan if call.call_id not in done]
     if pending:
         tools = ", ".join(sorted({call.tool for call in pending}))
         await ProgressPublisher(writer).publish(
@@ -120,7 +128,8 @@ async def _call_tool(agent: Agent, writer: TaskWriter, call: PlannedCall, tried:
     started before a crash (`tried` > 0) continues its attempt count."""
     settings = agent.settings
     tool = agent.tools.get(call.tool)
-    first, last = tried + 1, tried + settings.tool_max_attempts
+    # tool_max_attempts in all across runs; an attempt a crash interrupted still gets one more.
+    first, last = tried + 1, tried + max(1, settings.tool_max_attempts - tried)
     for attempt in range(first, last + 1):
         await writer.append(
             ev.ToolCallStarted(

@@ -30,10 +30,10 @@ class Pruned(BaseModel):
 
 
 @router.post("/projections/rebuild")
-async def rebuild(svc: Svc, _: Admin) -> Rebuilt:
-    """Recompute every task row from the log. Touches no tenant's data beyond its own rows: the
-    rows are a function of the log."""
-    report = await rebuild_projections(svc.engine)
+async def rebuild(svc: Svc, caller: Admin) -> Rebuilt:
+    """Recompute the caller's tenant's task rows from the log. (Every tenant at once is an
+    operator's job: `scamtrail projections rebuild`.)"""
+    report = await rebuild_projections(svc.engine, tenant=caller.tenant)
     return Rebuilt(
         tasks=report.tasks, events=report.events, changed=report.changed, removed=report.removed
     )

@@ -39,6 +39,7 @@ from api.services import Services
 from api.streaming import Close, Follow, Outgoing, check_tasks, progress_stream
 from domain.errors import DomainError, InvalidAppend
 from domain.progress import error_message
+from infrastructure.event_store import MAX_VERSION
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["progress"])
@@ -89,8 +90,8 @@ async def tasks_progress(websocket: WebSocket) -> None:
 async def task_events(
     request: Request,
     task_id: str,
-    after: int = Query(0, ge=0),
-    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,11}$")] = None,
+    after: int = Query(0, ge=0, le=MAX_VERSION),
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,10}$")] = None,
     caller: Caller = Depends(require(*READERS, query_token=True)),  # noqa: B008
     token: Annotated[
         str | None, Query(description="The bearer token, for EventSource (no headers).")
@@ -244,4 +245,6 @@ def _seq(text: str | None) -> int | None:
     """A seq from the query string or a header; None if malformed. Absent means 0."""
     if text is None:
         return 0
-    return int(text) if text.isdecimal() and len(text) < 12 else None
+    if not (text.isdecimal() and len(text) <= 10) or int(text) > MAX_VERSION:
+        return None
+    return int(text)

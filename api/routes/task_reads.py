@@ -17,6 +17,7 @@ from domain.audit import build_audit
 from domain.log import RecordedEvent
 from domain.progress import iso_timestamp, progress_message
 from domain.task import Status
+from infrastructure.event_store import MAX_VERSION
 from infrastructure.task_log import TaskLog
 from infrastructure.task_queries import BadCursor, TaskFilter, list_tasks
 
@@ -65,7 +66,9 @@ async def timeline(
     task_id: str,
     svc: Svc,
     caller: Who,
-    after: Annotated[int, Query(ge=0, description="Return events with seq > after.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_VERSION, description="Return events with seq > after.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Every event of the task in order, a page at a time (by seq)."""

@@ -107,3 +107,25 @@ async def test_failing_tools_lower_confidence_but_not_the_verdict(
 
     assert verdict(failing).verdict == verdict(working).verdict
     assert verdict(failing).confidence < verdict(working).confidence
+
+
+async def test_a_run_resumed_after_the_verdict_only_completes(
+    store: EventStore, fast_settings: Settings
+) -> None:
+    task_log = TaskLog(store)
+    metadata = EventMetadata(tenant="acme", actor="test")
+    task_id = f"resumed-{uuid.uuid4()}"
+    events = [
+        ev.TaskSubmitted(content=CONTENT, kind="sms"),
+        ev.EntitiesExtracted(),
+        ev.ToolCallFailed(call_id="x", tool="web_search", step="exa_search", error="down"),
+        ev.VerdictReached(verdict="suspicious", score=0.4, confidence=0.5),
+    ]
+    await task_log.append(task_id, [NewEvent(e, metadata) for e in events], 0)
+    raises = Raises("web_search", {})
+    agent = Agent(task_log, {"web_search": raises}, fast_settings)
+
+    assert await run_analysis(agent, task_id) == "completed"
+    stream = await store.read_stream(task_id)
+    assert [r.type for r in stream[4:]] == ["TaskCompleted"]
+    assert raises.calls == 0, "no tool is called again once the verdict is recorded"

@@ -223,3 +223,24 @@ async def test_append_returns_the_events_as_recorded(store: EventStore) -> None:
     assert [r.event for r in result.recorded] == [e.event for e in batch]
     assert list(result.recorded) == await store.read_stream(sid)
     assert (await store.append(sid, batch, 0)).recorded == ()
+
+
+async def test_a_tolerant_global_read_passes_an_unreadable_event_on(store: EventStore) -> None:
+    sid = stream()
+    await store.append(sid, [submitted()], 0)
+    async with store.transaction() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO events (stream_id, version, event_id, type, data, metadata)"
+                ' VALUES (:s, 2, :id, \'FromTheFuture\', \'{}\', \'{"tenant":"t","actor":"a"}\')'
+            ),
+            {"s": sid, "id": uuid.uuid4()},
+        )
+    await store.append(sid, [progress()], 2)
+
+    with pytest.raises(UnknownEventType):
+        await store.read_all()
+    _, odd, third = await store.read_all(tolerant=True)
+    assert isinstance(odd.event, ev.UnreadableEvent)
+    assert (odd.version, odd.event.original_type) == (2, "FromTheFuture")
+    assert third.version == 3, "the reader carries on past it"

@@ -208,6 +208,8 @@ async def test_rebuild_gives_exactly_the_live_rows(task_log: TaskLog) -> None:
             sa.text("UPDATE task_projection SET status = 'running' WHERE task_id = 'failed'")
         )
         await conn.execute(sa.text("DELETE FROM task_projection WHERE task_id = 'reviewed'"))
-    report = await rebuild_projections(engine, batch=2)
+    elsewhere = await rebuild_projections(engine, tenant="another-tenant")
+    assert (elsewhere.tasks, elsewhere.changed, elsewhere.removed) == (0, 0, 0)
+    report = await rebuild_projections(engine, tenant="public", batch=2)
     assert (report.tasks, report.changed) == (5, 2)
     assert await snapshot() == live

@@ -1,0 +1,123 @@
+"""Run every benchmark several times and write docs/PERFORMANCE.md: one table with each figure,
+its target, the baseline measured in the same run, the ratio, the machine and the date. Each
+figure is the median over the runs.
+
+    PYTHONPATH=. python benchmarks/report.py [--runs 3]   (what `make bench` runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ("append", "reads", "pipeline", "streaming")
+
+# (benchmark, figure, unit, target, value(report), baseline(report) or None)
+Row = tuple[str, str, str, str, Callable[[Any], float], Callable[[Any], float] | None]
+
+
+def _append(writers: int, batch: int, key: str) -> Callable[[Any], float]:
+    def pick(report: Any) -> float:
+        (row,) = [
+            r for r in report["results"] if r["writers"] == writers and r["batch_size"] == batch
+        ]
+        return float(row[key])
+
+    return pick
+
+
+def _socket(count: int, key: str) -> Callable[[Any], float]:
+    def pick(report: Any) -> float:
+        (row,) = [r for r in report["websocket"] if r["open_sockets"] == count]
+        value = row["commit_to_client"][key] if key.endswith("_ms") else row[key]
+        return float(value)
+
+    return pick
+
+
+ROWS: list[Row] = [
+    ("append", "events/s, 8 writers, batch 1", "ev/s", ">= 0.8x plain",
+     _append(8, 1, "store_events_per_s"), _append(8, 1, "plain_insert_events_per_s")),
+    ("append", "events/s, 8 writers, batch 10", "ev/s", ">= 0.8x plain",
+     _append(8, 10, "store_events_per_s"), _append(8, 10, "plain_insert_events_per_s")),
+    ("append", "events/s, 1 writer, batch 1", "ev/s", "",
+     _append(1, 1, "store_events_per_s"), _append(1, 1, "plain_insert_events_per_s")),
+    ("reads", "GET /timeline, 1,000 events, p99", "ms", "< 50 ms",
+     lambda r: r["timeline_1000_events"]["p99_ms"],
+     lambda r: r["timeline_1000_events"]["bare_sql"]["p99_ms"]),
+    ("reads", "GET /tasks, 100,000 tasks, p99", "ms", "< 50 ms",
+     lambda r: r["task_list_50"]["p99_ms"], lambda r: r["task_list_50"]["bare_sql"]["p99_ms"]),
+    ("reads", "projection rebuild", "ev/s", "", lambda r: r["rebuild"]["events_per_s"], None),
+    ("pipeline", "analyses/s, 4 jobs (baseline: 1 job)", "/s", "",
+     lambda r: r["analyses_per_s"]["4_jobs"], lambda r: r["analyses_per_s"]["1_job"]),
+    ("pipeline", "submit -> completed, idle, p95", "ms", "",
+     lambda r: r["submit_to_completed_idle"]["p95_ms"], None),
+    ("streaming", "relay commit -> Redis p99 (baseline: PUBLISH after append)", "ms", "< 20 ms",
+     lambda r: r["relay"]["relay_commit_to_redis"]["p99_ms"],
+     lambda r: r["relay"]["plain_publish_after_append"]["p99_ms"]),
+    ("streaming", "commit -> client p99, 1,000 sockets", "ms", "",
+     _socket(1000, "p99_ms"), None),
+    ("streaming", "commit -> client p99, 5,000 sockets", "ms", "< 250 ms",
+     _socket(5000, "p99_ms"), None),
+    ("streaming", "memory per idle socket (5,000 open)", "KB", "< 40 KB",
+     _socket(5000, "rss_kb_per_idle_socket"), None),
+]  # fmt: skip
+
+
+def run(name: str) -> Any:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+def main(runs: int) -> None:
+    reports = {name: [run(name) for _ in range(runs)] for name in BENCHMARKS}
+    lines = [
+        "# Performance",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} cores,"
+        f" {_memory_gib()} GiB; each figure is the median of {runs} run(s) of `make bench`."
+        " Baselines are measured in the same run.",
+        "",
+        "| benchmark | figure | value | target | baseline | ratio |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for bench, figure, unit, target, value, baseline in ROWS:
+        median = statistics.median(value(r) for r in reports[bench])
+        base = statistics.median(baseline(r) for r in reports[bench]) if baseline else None
+        ratio = f"{median / base:.2f}" if base else ""
+        shown_base = f"{base:g} {unit}" if base is not None else ""
+        lines.append(
+            f"| {bench} | {figure} | {median:g} {unit} | {target} | {shown_base} | {ratio} |"
+        )
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "PERFORMANCE.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _memory_gib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    main(parser.parse_args().runs)
