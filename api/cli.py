@@ -187,10 +187,9 @@ def worker(
     burst: bool = typer.Option(False, help="Exit once the queue is empty (tests, one-off runs)."),
 ) -> None:
     """Run an arq worker: analyses, and the sweep that re-enqueues lost tasks."""
-    from workers.jobs import build_worker
+    from workers.jobs import run_worker
 
-    settings = load_settings()
-    build_worker(settings, burst=burst).run()
+    run_worker(load_settings(), burst=burst)
 
 
 @app.command()

@@ -112,6 +112,11 @@ async def progress_stream(
     try:
         sub.take_stale()  # the history read below covers whatever was missed so far
         for task_id in follow.task_ids:
+            # A client resuming after the task's last event (it reconnected just as the task
+            # ended) would otherwise wait for the idle timeout: nothing newer ever comes, and
+            # the terminal event it already has is not read again. Found by the chaos suite.
+            if sent[task_id] and await _ended_at(store, task_id, sent[task_id]):
+                finished.add(task_id)
             async for out in catch_up(task_id):
                 yield out
         if done():
@@ -181,3 +186,9 @@ async def progress_stream(
         hub.unsubscribe(sub)
         if degraded:
             metrics.degraded_sockets.dec()
+
+
+async def _ended_at(store: EventStore, task_id: str, version: int) -> bool:
+    """Whether the task's event at `version` ends its stream."""
+    page = await store.read_stream(task_id, version - 1, limit=1)
+    return bool(page) and page[0].version == version and page[0].type in TERMINAL_EVENT_TYPES

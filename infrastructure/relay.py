@@ -60,7 +60,18 @@ _SAVE = """
         published_total = relay_checkpoints.published_total + EXCLUDED.published_total,
         updated_at = now()
 """
-_PG_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError, TimeoutError)
+# InternalClientError too: a connection terminated by the server while a prepared statement ran
+# can surface as "cannot switch to state ...; another operation is in progress" instead of a
+# ConnectionDoesNotExistError. It used to end the relay process (found by the chaos suite,
+# pg_terminate_backend); the connection is gone either way, so reconnect like for any other.
+_PG_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    DBAPIError,
+    TimeoutError,
+)
 
 
 class _Stopped(Exception):
@@ -120,7 +131,9 @@ class Relay:
         probe = await conn.prepare(_PROBE)
         unsaved, saved_at = 0, time.monotonic()
         while not stop.is_set():
-            batch = await self._store.read_all(cursor, limit=settings.relay_batch_size)
+            batch = await self._store.read_all(
+                cursor, limit=settings.relay_batch_size, tolerant=True
+            )
             if batch:
                 await self._publish(batch, stop)
                 cursor, unsaved = batch[-1].cursor, unsaved + len(batch)

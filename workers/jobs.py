@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
 from arq import Retry, cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from domain import events as ev
+from domain.task import fold
 from infrastructure.analysis_queue import ANALYZE, enqueue_analysis
 from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
+from infrastructure.outage import Backoff
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from workers.analysis import Agent, run_analysis
@@ -41,7 +45,10 @@ async def analyze_task(ctx: dict[str, Any], task_id: str) -> str:
 
 async def _fail(agent: Agent, task_id: str, tries: int) -> None:
     stream = await agent.log.store.read_stream(task_id)
-    # If it ended some other way meanwhile (cancelled), there is nothing to add.
+    state = fold(stream)
+    if state is None or state.finished:
+        return  # e.g. TaskCompleted did commit but its acknowledgement was lost
+    # If it ends some other way meanwhile (cancelled), there is nothing to add.
     with contextlib.suppress(TaskWasCancelled):
         await TaskWriter(agent.log, stream).append(
             ev.TaskFailed(
@@ -85,8 +92,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
         ctx["agent"] = agent
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        await ctx["toolbox"].aclose()
-        await ctx["engine"].dispose()
+        await release(ctx)
 
     every = settings.sweep_interval_s
     return Worker(
@@ -119,3 +125,35 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
         poll_delay=settings.worker_poll_s,
         handle_signals=handle_signals,
     )
+
+
+async def release(ctx: dict[str, Any]) -> None:
+    """Close what startup opened; safe to call twice (shutdown, and run_worker after a crash)."""
+    if toolbox := ctx.pop("toolbox", None):
+        await toolbox.aclose()
+    if engine := ctx.pop("engine", None):
+        await engine.dispose()
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    """Run a worker until it is stopped (SIGINT / SIGTERM) or, with `burst`, the queue is empty.
+
+    arq's poll loop has no retry: a Redis restart or failover ends `Worker.run` with a
+    ConnectionError, and the whole process used to exit with it (found by the chaos suite). The
+    api and the relay ride Redis outages out; so does this: a fresh Worker is built and run
+    again, with backoff, until Redis answers. Jobs running at the time finish first (arq's close
+    waits for them); their arq state went with the restarted Redis, and the sweep re-enqueues
+    whatever is left unfinished."""
+    backoff = Backoff(first=0.2, most=settings.relay_backoff_max_s)
+    while True:
+        worker = build_worker(settings, burst=burst)
+        try:
+            worker.run()
+            return
+        except (RedisError, OSError) as error:
+            # arq's close fails on the dead Redis before calling on_shutdown: release here, or
+            # every outage would leak an engine (and its PostgreSQL connections).
+            worker.loop.run_until_complete(release(worker.ctx))
+            delay = backoff.next()
+            log.warning("worker: Redis unreachable (%r); restarting in %.1f s", error, delay)
+            time.sleep(delay)

@@ -57,6 +57,7 @@ class Follower:
         self.seqs: list[int] = []
         self.closes: list[int | None] = []
         self.connected = asyncio.Event()
+        self.closed = asyncio.Event()  # its first socket closed
 
     async def run(self) -> None:
         for base in self.urls:
@@ -72,11 +73,12 @@ class Follower:
                 except websockets.ConnectionClosedError:
                     pass
                 self.closes.append(ws.close_code)
+                self.closed.set()
             if ws.close_code != 1001:
                 return
 
 
-async def sse_lines(base: str, task_id: str, out: list[str]) -> None:
+async def sse_lines(base: str, task_id: str, out: list[str], seen_4: asyncio.Event) -> None:
     url = f"{base}/tasks/{task_id}/events"
     async with (
         httpx.AsyncClient(timeout=30) as client,
@@ -84,6 +86,8 @@ async def sse_lines(base: str, task_id: str, out: list[str]) -> None:
     ):
         async for line in response.aiter_lines():
             out.append(line)
+            if line == "id: 4":
+                seen_4.set()
 
 
 async def test_sigterm_closes_sockets_with_1001_and_clients_resume_elsewhere(
@@ -108,17 +112,16 @@ async def test_sigterm_closes_sockets_with_1001_and_clients_resume_elsewhere(
         followers = [Follower(task, leaving, staying) for _ in range(CLIENTS)]
         running = [asyncio.create_task(f.run()) for f in followers]
         sse: list[str] = []
-        sse_task = asyncio.create_task(sse_lines(f"http://127.0.0.1:{ports[0]}", task, sse))
+        seen_4 = asyncio.Event()
+        sse_url = f"http://127.0.0.1:{ports[0]}"
+        sse_task = asyncio.create_task(sse_lines(sse_url, task, sse, seen_4))
         async with asyncio.timeout(20):
-            await asyncio.gather(*(f.connected.wait() for f in followers))
-            while not any(line.startswith("id: 4") for line in sse):
-                await asyncio.sleep(0.05)
+            await asyncio.gather(*(f.connected.wait() for f in followers), seen_4.wait())
 
         began = time.monotonic()
         doomed.process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
-            while not all(f.closes for f in followers):
-                await asyncio.sleep(0.05)
+            await asyncio.gather(*(f.closed.wait() for f in followers))
             await sse_task  # the SSE stream ended instead of holding the shutdown
         closed_in = time.monotonic() - began
         exit_code = await asyncio.to_thread(doomed.process.wait, 15)
@@ -175,7 +178,7 @@ async def test_sigterm_to_a_worker_hands_its_job_back_without_repeating_a_comple
         task = await wait_for(api, task_id, finished, within=30)
         handed_over_in = time.monotonic() - began
         stream = await store.read_stream(task_id)
-        counts: dict[bytes, bytes] = await redis.hgetall(ledger)  # type: ignore[misc]
+        counts: dict[bytes, bytes] = await redis.hgetall(ledger)
     finally:
         first.stop()
         if second is not None:

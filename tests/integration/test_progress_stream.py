@@ -97,3 +97,29 @@ async def test_a_message_missed_between_subscribe_and_history_is_not_lost(
     await store.append(task, [new(ev.TaskCompleted())], 2)
     await publish(redis, store, task, [2, 3])
     assert await collect(stream) == [3]
+
+
+async def test_resuming_after_the_last_event_of_a_finished_task_closes_at_once(
+    store: EventStore, hub: ProgressHub
+) -> None:
+    """A client that reconnects with `after=<seq of TaskCompleted>` gets nothing again and is
+    closed right away, not after the idle timeout (the chaos suite found that wait)."""
+    task = f"task-{uuid.uuid4()}"
+    await store.append(task, [submitted(), new(ev.TaskCompleted())], 0)
+    stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task], {task: 2}))
+    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
+    assert await collect(stream, within=2) == []
+
+
+async def test_a_draining_hub_closes_its_sockets_with_1001(
+    store: EventStore, hub: ProgressHub
+) -> None:
+    task = f"task-{uuid.uuid4()}"
+    await store.append(task, [submitted()], 0)
+    stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
+    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
+    assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
+    waiting = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0.1)  # the loop now waits for a live message
+    hub.drain()
+    assert await asyncio.wait_for(waiting, 2) == Close(1001, "server shutting down")
