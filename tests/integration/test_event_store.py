@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -244,3 +245,20 @@ async def test_a_tolerant_global_read_passes_an_unreadable_event_on(store: Event
     assert isinstance(odd.event, ev.UnreadableEvent)
     assert (odd.version, odd.event.original_type) == (2, "FromTheFuture")
     assert third.version == 3, "the reader carries on past it"
+
+
+async def test_overflow_connections_are_returned_cleanly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A burst beyond the pool size opens overflow connections; returning them closes them,
+    which must happen inside SQLAlchemy's greenlet (else: MissingGreenlet, a leaked socket)."""
+    engine = create_engine(settings, pool_size=1)  # max_overflow = pool_size
+    store = EventStore(engine)
+    try:
+        with caplog.at_level(logging.ERROR, logger="sqlalchemy.pool"):
+            for _ in range(3):
+                await asyncio.gather(*(store.stream_version(stream()) for _ in range(4)))
+        assert not [r for r in caplog.records if "closing connection" in r.getMessage()]
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
