@@ -25,13 +25,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
+from benchmarks.common import as_text, bench_database
 from domain.events import ProgressReported
 from domain.log import EventMetadata, NewEvent
 from infrastructure.database import create_engine, migrate
 from infrastructure.event_store import EventStore
-from infrastructure.settings import async_database_url, load_settings
+from infrastructure.settings import load_settings
 
 METADATA = EventMetadata(tenant="bench", actor="bench")
 
@@ -106,11 +106,10 @@ async def plain_rate(pool: asyncpg.Pool, writers: int, size: int, seconds: float
 
 
 async def main(seconds: float, runs: int) -> None:
-    base = os.environ.get("SCAMTRAIL_TEST_DATABASE_URL") or load_settings().database_url
-    url = make_url(async_database_url(base)).set(database="scamtrail_bench")
-    database_url = url.render_as_string(hide_password=False)
+    url = bench_database()
+    database_url = as_text(url)
     await migrate(database_url)
-    plain_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    plain_url = as_text(url, driver="postgresql")
     pool = await asyncpg.create_pool(plain_url, min_size=8, max_size=8)
     # The same shape, defaults (xid8 included) and indexes as `events`, without the store.
     await pool.execute("DROP TABLE IF EXISTS bench_plain")

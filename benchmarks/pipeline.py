@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from api.app import create_app
-from api.dev_auth import dev_token
+from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, bench_token
 from infrastructure.database import create_engine, migrate
 from infrastructure.seed import load_seed
-from infrastructure.settings import Settings, async_database_url, load_settings
+from infrastructure.settings import Settings, load_settings
 from tests.e2e.worker_process import WorkerProcess
 
 MESSAGES = [
@@ -43,10 +42,6 @@ MESSAGES = [
     ),
     ("http://paypa1-secure-login.top/account/verify", "url"),
 ]
-
-
-def bench_token(settings: Settings) -> str:
-    return dev_token(settings, ["submitter", "analyst"], tenant="public", sub="bench")
 
 
 async def submit(client: httpx.AsyncClient, i: int) -> str:
@@ -76,17 +71,15 @@ async def with_worker(settings: Settings, concurrency: int, run: Any) -> Any:
 
 
 async def main(tasks: int, samples: int) -> None:
-    base = os.environ.get("SCAMTRAIL_TEST_DATABASE_URL") or load_settings().database_url
-    url = make_url(async_database_url(base)).set(database="scamtrail_bench")
-    database_url = url.render_as_string(hide_password=False)
+    database_url = as_text(bench_database())
     await migrate(database_url)
-    redis_url = os.environ.get("SCAMTRAIL_TEST_REDIS_URL") or load_settings().redis_url
+    redis_url = bench_redis_url()
     settings = load_settings(
         database_url=database_url,
         redis_url=redis_url,
         queue=f"scamtrail:bench:{uuid.uuid4().hex[:8]}",
         sweep_interval_s=60,
-        jwt_secret="benchmark-only-secret-long-enough-for-hs256",
+        jwt_secret=BENCH_SECRET,
         submissions_per_minute=100_000,
     )
     engine = create_engine(settings, pool_size=1)
@@ -96,7 +89,9 @@ async def main(tasks: int, samples: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {bench_token(settings)}"}
+        headers = {
+            "Authorization": f"Bearer {bench_token(settings, ['submitter', 'analyst'], 'public')}"
+        }
         async with httpx.AsyncClient(
             transport=transport, base_url="http://bench", headers=headers
         ) as client:

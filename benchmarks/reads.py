@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 from api.app import create_app
-from api.dev_auth import dev_token
+from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_token
 from infrastructure.database import create_engine, migrate
 from infrastructure.projection_rebuild import rebuild_projections
-from infrastructure.settings import Settings, async_database_url, load_settings
+from infrastructure.settings import load_settings
 
 # Tasks written in bulk (submitted, verdict, completed), one a minute back in time.
 _BULK_TASKS = """
@@ -58,10 +57,6 @@ FROM generate_series(1, 5001) AS v
 """
 
 
-def bench_token(settings: Settings) -> str:
-    return dev_token(settings, ["submitter", "analyst"], tenant="public", sub="bench")
-
-
 async def timed(call: Callable[[], Awaitable[object]], requests: int) -> dict[str, float]:
     for _ in range(5):  # warm caches and prepared statements
         await call()
@@ -78,12 +73,11 @@ async def timed(call: Callable[[], Awaitable[object]], requests: int) -> dict[st
 
 
 async def main(tasks: int, requests: int) -> None:
-    base = os.environ.get("SCAMTRAIL_TEST_DATABASE_URL") or load_settings().database_url
-    url = make_url(async_database_url(base)).set(database="scamtrail_bench")
-    database_url = url.render_as_string(hide_password=False)
+    url = bench_database()
+    database_url = as_text(url)
     await migrate(database_url)
     pool = await asyncpg.create_pool(
-        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        as_text(url, driver="postgresql"),
         min_size=1,
         max_size=2,
     )
@@ -94,7 +88,7 @@ async def main(tasks: int, requests: int) -> None:
 
     settings = load_settings(
         database_url=database_url,
-        jwt_secret="benchmark-only-secret-long-enough-for-hs256",
+        jwt_secret=BENCH_SECRET,
         submissions_per_minute=100_000,
     )
     engine = create_engine(settings, pool_size=2)
@@ -107,7 +101,9 @@ async def main(tasks: int, requests: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {bench_token(settings)}"}
+        headers = {
+            "Authorization": f"Bearer {bench_token(settings, ['submitter', 'analyst'], 'public')}"
+        }
         async with httpx.AsyncClient(
             transport=transport, base_url="http://bench", headers=headers
         ) as client:

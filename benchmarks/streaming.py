@@ -35,20 +35,18 @@ from typing import Any
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
-from api.dev_auth import dev_token
+from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, bench_token
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent
 from infrastructure.database import create_engine, migrate
 from infrastructure.event_store import EventStore
-from infrastructure.settings import async_database_url, load_settings
+from infrastructure.settings import load_settings
 
 # Run from the project root with PYTHONPATH=. (as `make bench` does).
 ROOT = Path(__file__).resolve().parent.parent
 
 METADATA = EventMetadata(tenant="bench", actor="bench")
-BENCH_SECRET = "benchmark-only-secret-long-enough-for-hs256"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -288,10 +286,8 @@ async def sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: in
 
 
 async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
-    base = os.environ.get("SCAMTRAIL_TEST_DATABASE_URL") or load_settings().database_url
-    url = make_url(async_database_url(base)).set(database="scamtrail_bench_streaming")
-    database_url = url.render_as_string(hide_password=False)
-    redis_url = os.environ.get("SCAMTRAIL_TEST_REDIS_URL") or load_settings().redis_url
+    database_url = as_text(bench_database("scamtrail_bench_streaming"))
+    redis_url = bench_redis_url()
     await migrate(database_url)
     settings = load_settings(database_url=database_url, redis_url=redis_url)
     engine = create_engine(settings, pool_size=20)
@@ -304,11 +300,10 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
                # every benchmark socket belongs to one user
                SCAMTRAIL_MAX_SOCKETS_PER_USER="100000")  # fmt: skip
     stack = Stack(env, port, logs)
-    stack.token = dev_token(
+    stack.token = bench_token(
         settings.model_copy(update={"jwt_secret": SecretStr(BENCH_SECRET)}),
         "analyst",
-        tenant=METADATA.tenant,
-        sub="bench",
+        METADATA.tenant,
     )
     report: dict[str, Any] = {
         "benchmark": "streaming",

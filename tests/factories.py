@@ -15,8 +15,8 @@ def new(event: ev.DomainEvent, *, tenant: str = "acme") -> NewEvent:
     return NewEvent(event=event, metadata=EventMetadata(tenant=tenant, actor="test"))
 
 
-def submitted(content: str = "URGENT: pay now", **kw: object) -> NewEvent:
-    return new(ev.TaskSubmitted(content=content, kind="sms"), **kw)  # type: ignore[arg-type]
+def submitted(content: str = "URGENT: pay now", *, tenant: str = "acme") -> NewEvent:
+    return new(ev.TaskSubmitted(content=content, kind="sms"), tenant=tenant)
 
 
 def progress(percent: int = 50, message: str = "working") -> NewEvent:

@@ -20,6 +20,18 @@ from tests.factories import new, progress, submitted
 pytestmark = pytest.mark.integration
 
 
+async def store_foreign_event(store: EventStore, sid: str, version: int, type_name: str) -> None:
+    """A row as a newer (or older) writer might have stored it: a type this code does not know."""
+    async with store.transaction() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO events (stream_id, version, event_id, type, data, metadata)"
+                ' VALUES (:s, :v, :id, :type, \'{}\', \'{"tenant": "t", "actor": "a"}\')'
+            ),
+            {"s": sid, "v": version, "id": uuid.uuid4(), "type": type_name},
+        )
+
+
 def stream() -> str:
     return f"task-{uuid.uuid4()}"
 
@@ -173,14 +185,7 @@ async def test_bad_appends_are_rejected_clearly(
 async def test_unknown_event_type_on_read_names_the_type(store: EventStore) -> None:
     sid = stream()
     await store.append(sid, [submitted()], 0)
-    async with store.transaction() as conn:
-        await conn.execute(
-            sa.text(
-                "INSERT INTO events (stream_id, version, event_id, type, data, metadata)"
-                ' VALUES (:s, 2, :id, \'ParcelTeleported\', \'{}\', \'{"tenant":"t","actor":"a"}\')'
-            ),
-            {"s": sid, "id": uuid.uuid4()},
-        )
+    await store_foreign_event(store, sid, 2, "ParcelTeleported")
     with pytest.raises(UnknownEventType, match=r"'ParcelTeleported' at .* version 2"):
         await store.read_stream(sid)
     assert len(await store.read_stream(sid, limit=1)) == 1
@@ -229,14 +234,7 @@ async def test_append_returns_the_events_as_recorded(store: EventStore) -> None:
 async def test_a_tolerant_global_read_passes_an_unreadable_event_on(store: EventStore) -> None:
     sid = stream()
     await store.append(sid, [submitted()], 0)
-    async with store.transaction() as conn:
-        await conn.execute(
-            sa.text(
-                "INSERT INTO events (stream_id, version, event_id, type, data, metadata)"
-                ' VALUES (:s, 2, :id, \'FromTheFuture\', \'{}\', \'{"tenant":"t","actor":"a"}\')'
-            ),
-            {"s": sid, "id": uuid.uuid4()},
-        )
+    await store_foreign_event(store, sid, 2, "FromTheFuture")
     await store.append(sid, [progress()], 2)
 
     with pytest.raises(UnknownEventType):
