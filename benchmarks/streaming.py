@@ -7,9 +7,11 @@ clients in separate processes (so the clients do not steal the api's CPU in-proc
    in the same run each append is also PUBLISHed straight after it returns (the seed's design,
    which loses events when the publisher crashes between the two): both as p50/p99, and a ratio.
 2. End-to-end commit -> WebSocket client, with 1,000 and 5,000 open sockets on one api process
-   (sockets spread over 50 tasks, one event per task per second); latency is measured against
-   the event's `timestamp` (recorded_at, ms resolution, same machine clock).
-3. Resident memory per idle socket: api RSS after the sockets connected minus before, per socket.
+   (a fresh one per count; sockets spread over 50 tasks, one event per task per second, the
+   last one completing the task); latency is measured against the event's `timestamp`
+   (recorded_at, ms resolution, same machine clock).
+3. Resident memory per idle socket: the api's RSS growth per socket past a warm-up of 10% of
+   the sockets (the first connections also pay one-off costs).
 
     python benchmarks/streaming.py [--seconds 5] [--sockets 1000,5000]
 
@@ -83,6 +85,7 @@ async def client_main(urls: list[str]) -> None:
     import websockets
 
     latencies: list[float] = []
+    by_seq: dict[int, list[float]] = {}
     opened = 0
 
     async def one(url: str, ready: asyncio.Event) -> None:
@@ -97,6 +100,7 @@ async def client_main(urls: list[str]) -> None:
                 elif "seq" in body and body["seq"] > 1:
                     stamp = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
                     latencies.append((now - stamp.timestamp()) * 1000)
+                    by_seq.setdefault(body["seq"], []).append(latencies[-1])
 
     readies = [asyncio.Event() for _ in urls]
     tasks = []
@@ -108,15 +112,19 @@ async def client_main(urls: list[str]) -> None:
     print("ready", flush=True)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
-    print(json.dumps({"latencies_ms": latencies, "errors": errors[:5], "opened": opened}))
+    print(
+        json.dumps(
+            {"latencies_ms": latencies, "errors": errors[:5], "opened": opened, "by_seq": by_seq}
+        )
+    )
 
 
 # --- the benchmark --------------------------------------------------------------------------
 
 
 class Stack:
-    def __init__(self, env: dict[str, str], port: int, logs: Path) -> None:
-        self.env, self.port, self.logs = env, port, logs
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs, self.port = env, logs, 0
         self.procs: list[subprocess.Popen[bytes]] = []
         self.token = ""
 
@@ -140,10 +148,19 @@ class Stack:
                 await asyncio.sleep(0.1)
         raise RuntimeError("api did not start")
 
-    def stop(self) -> None:
-        for proc in self.procs:
+    async def start_api(self) -> subprocess.Popen[bytes]:
+        """A fresh api process on a new port: each socket count is measured on its own, with
+        no heap left over from an earlier run."""
+        self.port = free_port()
+        api = self.start("api", "--port", str(self.port), name="bench-api")
+        await self.wait_http()
+        return api
+
+    def stop(self, procs: list[subprocess.Popen[bytes]] | None = None) -> None:
+        procs = self.procs if procs is None else procs
+        for proc in procs:
             proc.terminate()
-        for proc in self.procs:
+        for proc in procs:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -221,21 +238,11 @@ async def relay_latency(
     }
 
 
-async def sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: int,
-                      seconds: float) -> dict[str, Any]:  # fmt: skip
-    prefix = f"ws-{uuid.uuid4().hex[:8]}-"
-    tasks = [f"{prefix}{i}" for i in range(50)]
-    for task in tasks:
-        await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
-    token = stack.token
-    urls = [
-        f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{tasks[i % 50]}?token={token}"
-        for i in range(sockets)
-    ]
-    before = rss_kb(api_pid)
-    shards = [urls[i::2] for i in range(2)]
+async def open_clients(urls: list[str]) -> list[asyncio.subprocess.Process]:
+    """Client processes (two) holding a WebSocket open on every url; returns once all are
+    connected and have their `connected` message."""
     clients = []
-    for shard in shards:
+    for shard in (urls[0::2], urls[1::2]):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--client", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, cwd=ROOT,
@@ -249,25 +256,58 @@ async def sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: in
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 300)
         assert line.strip() == b"ready", line
+    return clients
+
+
+async def sockets_run(store: EventStore, stack: Stack, sockets: int,
+                      seconds: float) -> dict[str, Any]:  # fmt: skip
+    api = await stack.start_api()
+    try:
+        return await _sockets_run(store, stack, api.pid, sockets, seconds)
+    finally:
+        stack.stop([api])
+
+
+async def _sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: int,
+                       seconds: float) -> dict[str, Any]:  # fmt: skip
+    prefix = f"ws-{uuid.uuid4().hex[:8]}-"
+    tasks = [f"{prefix}{i}" for i in range(50)]
+    for task in tasks:
+        await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
+    token = stack.token
+    urls = [
+        f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{tasks[i % 50]}?token={token}"
+        for i in range(sockets)
+    ]
+    # Memory per idle socket is the slope past a warm-up: the first sockets also pay for what
+    # any first connection costs once (lazy imports, caches, the allocator's first arenas).
+    warm = max(100, sockets // 10)
+    clients = await open_clients(urls[:warm])
+    await asyncio.sleep(2)
+    before = rss_kb(api_pid)
+    clients += await open_clients(urls[warm:])
     await asyncio.sleep(2)
     after = rss_kb(api_pid)
-    # One event per task per second: 50 events/s, each fanned out to sockets/50 clients.
-    for second in range(int(seconds)):
+    # One event per task per second: 50 events/s, each fanned out to sockets/50 clients. The
+    # last second's events complete the tasks (and so close every socket), paced the same way:
+    # 50 tasks finishing in the same millisecond is not a load anyone sees.
+    for second in range(int(seconds) + 1):
         tick = time.perf_counter()
         for i, task in enumerate(tasks):
-            await store.append(
-                task, [new(ev.ProgressReported(message="x", percent=50))], second + 1
-            )
+            last = second == int(seconds)
+            event = ev.TaskCompleted() if last else ev.ProgressReported(message="x", percent=50)
+            await store.append(task, [new(event)], second + 1)
             await asyncio.sleep(max(0, tick + (i + 1) / 50 - time.perf_counter()))
-    for task in tasks:
-        await store.append(task, [new(ev.TaskCompleted())], int(seconds) + 1)
     latencies: list[float] = []
+    by_second: dict[str, list[float]] = {}
     errors: list[str] = []
     for proc in clients:
         assert proc.stdout is not None
         out = json.loads((await asyncio.wait_for(proc.stdout.read(), 300)).decode())
         latencies += out["latencies_ms"]
         errors += out["errors"]
+        for seq, values in out["by_seq"].items():
+            by_second.setdefault(seq, []).extend(values)
         await proc.wait()
     expected = sockets * (int(seconds) + 1)
     e2e = summary(latencies)
@@ -276,12 +316,15 @@ async def sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: in
         "events_per_s": 50,
         "messages_per_s": sockets,
         "commit_to_client": e2e,
+        # p99 per second of the run (seq 2 is the first second): tells a warm-up from a stall
+        "p99_ms_by_second": [pct(by_second[seq], 0.99) for seq in sorted(by_second, key=int)],
         "messages_expected": expected,
         "messages_received": len(latencies),
         "client_errors": errors,
-        "api_rss_kb_before": before,
+        "api_rss_kb_after_warm_up": before,
+        "warm_up_sockets": warm,
         "api_rss_kb_with_idle_sockets": after,
-        "rss_kb_per_idle_socket": round((after - before) / sockets, 1),
+        "rss_kb_per_idle_socket": round((after - before) / (sockets - warm), 1),
     }
 
 
@@ -292,14 +335,14 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
     settings = load_settings(database_url=database_url, redis_url=redis_url)
     engine = create_engine(settings, pool_size=20)
     store, redis = EventStore(engine), Redis.from_url(redis_url)
-    port, logs = free_port(), Path(os.environ.get("TMPDIR", "/tmp"))
+    logs = Path(os.environ.get("TMPDIR", "/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
     env.update(SCAMTRAIL_DATABASE_URL=database_url, SCAMTRAIL_REDIS_URL=redis_url,
                SCAMTRAIL_LOG_LEVEL="WARNING", SCAMTRAIL_WS_IDLE_TIMEOUT_S="600",
                SCAMTRAIL_JWT_SECRET=BENCH_SECRET,
                # every benchmark socket belongs to one user
                SCAMTRAIL_MAX_SOCKETS_PER_USER="100000")  # fmt: skip
-    stack = Stack(env, port, logs)
+    stack = Stack(env, logs)
     stack.token = bench_token(
         settings.model_copy(update={"jwt_secret": SecretStr(BENCH_SECRET)}),
         "analyst",
@@ -312,12 +355,8 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
     }
     try:
         stack.start("relay", name="bench-relay")
-        api = stack.start("api", "--port", str(port), name="bench-api")
-        await stack.wait_http()
         report["relay"] = await relay_latency(store, redis, rate, seconds)
-        report["websocket"] = [
-            await sockets_run(store, stack, api.pid, n, seconds) for n in socket_counts
-        ]
+        report["websocket"] = [await sockets_run(store, stack, n, seconds) for n in socket_counts]
         biggest = report["websocket"][-1]
         per_socket = [r["rss_kb_per_idle_socket"] for r in report["websocket"]]
         report["targets"] = {

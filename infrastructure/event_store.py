@@ -287,7 +287,11 @@ class EventStore:
             f"SELECT {_COLUMNS} FROM events"
             " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
             "   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-            " ORDER BY transaction_id, global_position LIMIT $3",
+            # Qualified: a bare `transaction_id` here names the *output* column, the text form
+            # selected in _COLUMNS, and text order puts '100000' before '99999': the log-order
+            # index went unused (a sort of every row past the cursor, 100 ms at 100,000) and a
+            # batch straddling a change in digit count skipped events for good.
+            " ORDER BY events.transaction_id, events.global_position LIMIT $3",
             str(after.transaction_id),
             after.position,
             limit,

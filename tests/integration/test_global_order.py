@@ -131,3 +131,28 @@ async def test_cursor_round_trips_through_its_string_form(store: EventStore) -> 
     first, second = await store.read_all()
     cursor = LogCursor.parse(str(first.cursor))
     assert [r.event_id for r in await store.read_all(cursor)] == [second.event_id]
+
+
+async def test_transaction_ids_are_ordered_as_numbers_not_as_text(
+    clean_database: AsyncEngine,
+) -> None:
+    """Transaction ids 95..104 straddle a change in digit count: as text, '100' < '95'. Read in
+    batches of 3, every event comes back once and in log order. (Once read_all sorted by the
+    text form of the id: the first batch was 100, 101, 102 and 95..99 were never read.)"""
+    store = EventStore(clean_database)
+    async with clean_database.begin() as conn:
+        for xid in range(95, 105):  # every one long finished, so below any snapshot's xmin
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO events (stream_id, version, event_id, type, data, metadata,"
+                    " transaction_id) VALUES ('digits', :v, :id, 'TaskSubmitted',"
+                    ' \'{"content": "x", "kind": "sms"}\', \'{"tenant": "t", "actor": "a"}\','
+                    " CAST(:xid AS text)::xid8)"
+                ),
+                {"v": xid - 94, "id": uuid.uuid4(), "xid": str(xid)},
+            )
+    read, cursor = [], LOG_START
+    while batch := await store.read_all(cursor, limit=3):
+        read += [event.cursor.transaction_id for event in batch]
+        cursor = batch[-1].cursor
+    assert read == list(range(95, 105))
