@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
@@ -88,3 +89,38 @@ async def test_upgrade_keeps_the_data_written_at_every_earlier_revision(scratch_
             await store.append(f"written-at-{revision}", [progress()], 1)
     finally:
         await engine.dispose()
+
+
+async def _schema(url: str) -> set[tuple[str, ...]]:
+    """Columns, indexes and extended statistics of the public schema."""
+    conn = await asyncpg.connect(_plain(url))
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT 'column', table_name, column_name || ' ' || data_type
+            FROM information_schema.columns WHERE table_schema = 'public'
+            UNION ALL SELECT 'index', tablename, indexdef FROM pg_indexes
+            WHERE schemaname = 'public'
+            UNION ALL SELECT 'statistics', stxrelid::regclass::text, stxname
+            FROM pg_statistic_ext WHERE stxnamespace = 'public'::regnamespace
+            """
+        )
+        return {tuple(row) for row in rows}
+    finally:
+        await conn.close()
+
+
+async def test_downgrading_the_newest_revision_restores_the_schema_before_it(
+    scratch_url: str,
+) -> None:
+    config = alembic_config(scratch_url)
+    script = ScriptDirectory.from_config(config)
+    previous = script.get_revision("head").down_revision
+    assert isinstance(previous, str)
+    await asyncio.to_thread(migrate_sync, scratch_url, previous)
+    before = await _schema(scratch_url)
+
+    await asyncio.to_thread(migrate_sync, scratch_url)
+    await asyncio.to_thread(command.downgrade, config, previous)
+    assert await _schema(scratch_url) == before
+    await asyncio.to_thread(migrate_sync, scratch_url)  # and forward again
