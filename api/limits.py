@@ -143,7 +143,7 @@ class RefuseNulInUrl:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not _has_nul(scope):
+        if scope["type"] not in ("http", "websocket") or not has_nul(scope):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -161,7 +161,7 @@ class RefuseNulInUrl:
 _NUL_MESSAGE = "the URL must not contain the NUL character"
 
 
-def _has_nul(scope: Scope) -> bool:
+def has_nul(scope: Scope) -> bool:
     query: bytes = scope.get("query_string", b"")
     raw_path: bytes = scope.get("raw_path") or b""
     return (

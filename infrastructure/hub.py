@@ -60,13 +60,20 @@ class LiveMessage:
 
 
 class Subscription:
-    """One subscriber's bounded queue. Only the hub puts; only its delivery loop takes."""
+    """One subscriber's bounded queue. Only the hub puts; only its delivery loop takes.
+
+    Thousands of these live at once, mostly idle, so an idle one holds no queue and no waiting
+    machinery: the deque is made at the first message (an empty deque is ~600 bytes), and the
+    delivery loop waits on a bare future with a timer rather than an asyncio.Event (another
+    deque) inside asyncio.timeout."""
+
+    __slots__ = ("_capacity", "_dropping", "_items", "_stale", "_waiter", "channels", "overflows")
 
     def __init__(self, channels: Iterable[str], capacity: int) -> None:
         self.channels = tuple(dict.fromkeys(channels))
         self._capacity = capacity
-        self._items: deque[LiveMessage] = deque()
-        self._ready = asyncio.Event()
+        self._items: deque[LiveMessage] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._stale = False
         self._dropping = False
         self.overflows = 0
@@ -74,6 +81,8 @@ class Subscription:
     def offer(self, message: LiveMessage) -> None:
         if self._dropping:
             return
+        if self._items is None:
+            self._items = deque()
         if len(self._items) >= self._capacity:
             self.overflows += 1
             self._dropping = True
@@ -81,11 +90,11 @@ class Subscription:
             self.mark_stale()
             return
         self._items.append(message)
-        self._ready.set()
+        self._wake()
 
     def mark_stale(self) -> None:
         self._stale = True
-        self._ready.set()
+        self._wake()
 
     def take_stale(self) -> bool:
         """True once after the live path missed something: read PostgreSQL now. What was queued
@@ -93,24 +102,35 @@ class Subscription:
         if not self._stale:
             return False
         self._stale, self._dropping = False, False
-        self._items.clear()
+        if self._items:
+            self._items.clear()
         return True
 
     async def get(self, within: float) -> LiveMessage | None:
         """The next live message, or None after `within` seconds or when marked stale."""
         if not self._items and not self._stale:
-            self._ready.clear()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(max(within, 0), _wake_up, waiter)
             try:
-                async with asyncio.timeout(max(within, 0)):
-                    await self._ready.wait()
-            except TimeoutError:
-                return None
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self._stale or not self._items:
             return None
         return self._items.popleft()
 
+    def _wake(self) -> None:
+        _wake_up(self._waiter)
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items else 0
+
+
+def _wake_up(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 class ProgressHub:

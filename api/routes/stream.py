@@ -175,7 +175,7 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
     metrics.open_sockets.labels("ws").inc()
     stream = progress_stream(services.store, services.hub, services.settings, metrics, follow)
     pump = asyncio.create_task(_pump(websocket, stream, metrics))
-    expiry = asyncio.create_task(_close_at_expiry(websocket, caller, pump))
+    expiry = _ExpiryClose(websocket, caller, pump)
     try:
         # The client's side of the socket: we only wait for it to leave. When it does (or after
         # we closed), the pump is cancelled, which unsubscribes and frees the queue.
@@ -184,12 +184,10 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
     except (WebSocketDisconnect, RuntimeError) as error:
         log.info("progress socket %s: receive ended: %r", follow.task_ids, error)
     finally:
-        expiry.cancel()
+        await expiry.disarm()
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
-        with contextlib.suppress(asyncio.CancelledError):
-            await expiry
         held.__exit__(None, None, None)
         metrics.open_sockets.labels("ws").dec()
 
@@ -198,16 +196,35 @@ def _expired(caller: Caller) -> bool:
     return caller.expires_at is not None and datetime.now(UTC) >= caller.expires_at
 
 
-async def _close_at_expiry(websocket: WebSocket, caller: Caller, pump: asyncio.Task[None]) -> None:
+class _ExpiryClose:
     """At the token's `exp`: stop sending, then close with 4401. The pump is stopped first so
-    that no message races the close frame."""
-    if caller.expires_at is None:
-        return
-    await asyncio.sleep(max(0.0, (caller.expires_at - datetime.now(UTC)).total_seconds()))
-    pump.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pump
-    await _reject(websocket, NotAuthenticated("token expired"))
+    that no message races the close frame. A timer until then, not a task per socket: a task
+    (and its sleeping coroutine) is about 1 KB, times thousands of idle sockets."""
+
+    def __init__(self, websocket: WebSocket, caller: Caller, pump: asyncio.Task[None]) -> None:
+        self._websocket, self._pump = websocket, pump
+        self._closing: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if caller.expires_at is not None:
+            delay = (caller.expires_at - datetime.now(UTC)).total_seconds()
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._fire)
+
+    def _fire(self) -> None:
+        self._closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump
+        await _reject(self._websocket, NotAuthenticated("token expired"))
+
+    async def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._closing is not None:
+            self._closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._closing
 
 
 async def _pump(
