@@ -6,6 +6,7 @@ clients in separate processes (so the clients do not steal the api's CPU in-proc
 1. Relay latency, commit -> Redis, at `--rate` events/s (one event per append, over 100 tasks);
    in the same run each append is also PUBLISHed straight after it returns (the seed's design,
    which loses events when the publisher crashes between the two): both as p50/p99, and a ratio.
+   Arrivals are timed by a subscriber in a process of its own.
 2. End-to-end commit -> WebSocket client, with 1,000 and 5,000 open sockets on one api process
    (a fresh one per count; sockets spread over 50 tasks, one event per task per second, the
    last one completing the task); latency is measured against the event's `timestamp`
@@ -119,6 +120,33 @@ async def client_main(urls: list[str]) -> None:
     )
 
 
+async def listener_main(prefix: str) -> None:
+    """Arrival time of every message on the benchmark's channels, by event id: relayed (the
+    relay's task channels) and direct (the seed's PUBLISH after append). Runs until stdin
+    closes, then prints JSON."""
+    redis = Redis.from_url(bench_redis_url())
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(f"agent_progress:{prefix}*", f"direct:{prefix}*")
+    arrived: list[tuple[float, bytes, bytes]] = []
+
+    async def listen() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "pmessage":  # parsed afterwards: keep this loop short
+                arrived.append((time.time(), message["channel"], message["data"]))
+
+    listening = asyncio.create_task(listen())
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    listening.cancel()
+    await pubsub.aclose()
+    await redis.aclose()
+    found: dict[str, dict[str, float]] = {"relayed": {}, "direct": {}}
+    for at, channel, data in arrived:
+        kind = "direct" if channel.startswith(b"direct:") else "relayed"
+        found[kind].setdefault(json.loads(data)["event_id"], at)
+    print(json.dumps(found))
+
+
 # --- the benchmark --------------------------------------------------------------------------
 
 
@@ -174,22 +202,15 @@ async def relay_latency(
     tasks = [f"{prefix}{i}" for i in range(100)]
     versions = dict.fromkeys(tasks, 0)
     committed: dict[str, float] = {}
-    relayed: dict[str, float] = {}
-    direct: dict[str, float] = {}
-    pubsub = redis.pubsub()
-    await pubsub.psubscribe(f"agent_progress:{prefix}*", f"direct:{prefix}*")
-
-    async def listen() -> None:
-        async for message in pubsub.listen():
-            if message["type"] != "pmessage":
-                continue
-            now = time.time()
-            body = json.loads(message["data"])
-            (direct if message["channel"].startswith(b"direct:") else relayed)[body["event_id"]] = (
-                now
-            )
-
-    listening = asyncio.create_task(listen())
+    # Arrival times are taken in a process of its own: in this one, the 100 writers' coroutines
+    # would delay the listener's reads and add their queueing to both figures.
+    listener = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--listener", prefix, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert listener.stdin is not None and listener.stdout is not None
+    line = await asyncio.wait_for(listener.stdout.readline(), 30)
+    assert line.strip() == b"ready", line
     for task in tasks:  # the streams exist before measuring
         await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
         versions[task] = 1
@@ -219,8 +240,10 @@ async def relay_latency(
     achieved = per_task * len(tasks) / (time.perf_counter() - started)
     total = per_task * len(tasks)
     await asyncio.sleep(2)
-    listening.cancel()
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    listener.stdin.close()
+    arrivals = json.loads(await asyncio.wait_for(listener.stdout.read(), 60))
+    await listener.wait()
+    relayed, direct = arrivals["relayed"], arrivals["direct"]
     relay_ms = [(relayed[e] - t) * 1000 for e, t in committed.items() if e in relayed]
     direct_ms = [(direct[e] - t) * 1000 for e, t in committed.items() if e in direct]
     relay, plain = summary(relay_ms), summary(direct_ms)
@@ -375,6 +398,9 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
 if __name__ == "__main__":
     if "--client" in sys.argv:
         asyncio.run(client_main(json.loads(sys.stdin.readline())))
+        sys.exit(0)
+    if "--listener" in sys.argv:
+        asyncio.run(listener_main(sys.argv[sys.argv.index("--listener") + 1]))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
