@@ -19,6 +19,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -69,6 +70,21 @@ class _RelayCollector(Collector):
         )
 
 
+class _HubCollector(Collector):
+    """The hub counts its own reads of the log; a scrape copies the count here."""
+
+    def __init__(self) -> None:
+        self.log_reads = 0
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "scamtrail_progress_hub_log_reads",
+            "Reads of the log by this process's hub while Redis was unreachable: one per"
+            " SCAMTRAIL_WS_POLL_S for all of the process's sockets",
+            value=self.log_reads,
+        )
+
+
 class StreamMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -82,11 +98,19 @@ class StreamMetrics:
             ["transport"],
             registry=r,
         )
-        self.degraded_sockets = Gauge(
-            "scamtrail_progress_sockets_degraded",
-            "Sockets polling PostgreSQL because Redis is unreachable",
+        self.socket_seconds = Histogram(
+            "scamtrail_progress_socket_duration_seconds",
+            "How long progress sockets and streams stayed open",
+            ["transport"],
+            buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600),
             registry=r,
         )
+        self.degraded_sockets = Gauge(
+            "scamtrail_progress_sockets_degraded",
+            "Sockets served from PostgreSQL because Redis is unreachable",
+            registry=r,
+        )
+
         self.overflows = Counter(
             "scamtrail_progress_queue_overflows",
             "Times a client's queue overflowed and it caught up from PostgreSQL",
@@ -114,6 +138,8 @@ class StreamMetrics:
         )
         self.relay = _RelayCollector()
         r.register(self.relay)
+        self.hub = _HubCollector()
+        r.register(self.hub)
 
 
 def install(app: FastAPI) -> StreamMetrics:
@@ -139,6 +165,7 @@ def install(app: FastAPI) -> StreamMetrics:
             metrics.relay.lag_seconds = float(row.lag_seconds or 0.0)
         metrics.hub_subscribers.set(services.hub.subscriber_count)
         metrics.hub_channels.set(services.hub.channel_count)
+        metrics.hub.log_reads = services.hub.polls
         metrics.asyncio_tasks.set(len(asyncio.all_tasks()))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -38,10 +38,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
         default_queue_name=settings.queue,
     )
-    hub = ProgressHub(settings)
+    store = EventStore(engine)
+    hub = ProgressHub(settings, store)
     await hub.start()
     try:
-        yield Services(settings, engine, EventStore(engine), redis, jobs, hub=hub)
+        yield Services(settings, engine, store, redis, jobs, hub=hub)
     finally:
         await hub.stop()
         await jobs.aclose()

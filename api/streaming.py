@@ -4,8 +4,8 @@ History from PostgreSQL, then live messages from the hub, with no gap and no dup
 the two: subscribe first, then read history, then drop every live message whose `seq` was sent
 already. A live message beyond the next expected `seq` means something was missed (a relay that
 published out of log order, a Redis reconnect): the missing events are read from PostgreSQL.
-When the hub marks the subscription stale (queue overflow, Redis outage) the loop reads
-PostgreSQL until it has caught up; while Redis is down it polls PostgreSQL every `ws_poll_s`.
+When the hub marks the subscription stale (queue overflow, a switch between Redis and the hub's
+own reading of the log while Redis is down) the loop reads PostgreSQL until it has caught up.
 """
 
 from __future__ import annotations
@@ -132,16 +132,10 @@ async def progress_stream(
                 yield Close(1001, "server shutting down")
                 return
             if hub.degraded != degraded:
+                # Counted per socket; logged once per process, by the hub.
                 degraded = hub.degraded
                 metrics.degraded_sockets.inc() if degraded else metrics.degraded_sockets.dec()
-                log.warning(
-                    "progress socket for %s: %s",
-                    channels,
-                    "Redis unreachable, polling PostgreSQL"
-                    if degraded
-                    else "back on the live path",
-                )
-            if sub.take_stale() or degraded:
+            if sub.take_stale():
                 if sub.overflows:
                     metrics.overflows.inc(sub.overflows)
                     sub.overflows = 0
@@ -160,7 +154,7 @@ async def progress_stream(
                 yield Outgoing(json.dumps(heartbeat_message(datetime.now(UTC))), "heartbeat")
                 next_heartbeat = now + heartbeat_s
             wait = min(next_heartbeat, last_event + idle_s) - now
-            message = await sub.get(min(wait, settings.ws_poll_s) if degraded else wait)
+            message = await sub.get(wait)
             if message is None:
                 continue
             task_id = message.task_id

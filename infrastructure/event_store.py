@@ -298,6 +298,19 @@ class EventStore:
         )
         return [_from_row(row, tolerant=tolerant) for row in rows]
 
+    async def log_end(self) -> LogCursor:
+        """The cursor of the last event `read_all` can return now: reading on from it returns
+        exactly what commits from here on (and what is still in flight), nothing older."""
+        rows = await self._fetch(
+            "SELECT transaction_id::text AS transaction_id, global_position FROM events"
+            " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+            # qualified, as in read_all: the bare name would sort by the text alias
+            " ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1"
+        )
+        if not rows:
+            return LOG_START
+        return LogCursor(int(rows[0]["transaction_id"]), rows[0]["global_position"])
+
 
 def _validate_append(stream_id: str, events: Sequence[NewEvent], expected_version: int) -> None:
     if not stream_id or len(stream_id) > 200:

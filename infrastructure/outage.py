@@ -8,6 +8,23 @@ import logging
 import random
 import time
 
+import asyncpg
+from sqlalchemy.exc import DBAPIError
+
+# What PostgreSQL being away looks like to a caller. InternalClientError too: a connection
+# terminated by the server while a prepared statement ran can surface as "cannot switch to
+# state ...; another operation is in progress" instead of a ConnectionDoesNotExistError. It
+# used to end the relay process (found by the chaos suite, pg_terminate_backend); the connection
+# is gone either way, so reconnect like for any other.
+POSTGRES_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    DBAPIError,
+    TimeoutError,
+)
+
 
 class Backoff:
     """Delays of first, 2*first, 4*first ... up to `most` seconds, each with +-20% jitter so

@@ -33,13 +33,12 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from domain.log import LOG_START, LogCursor, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.event_store import EventStore
 from infrastructure.hub import task_channel, tenant_channel
-from infrastructure.outage import Backoff, OutageLog, sleep_unless
+from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, sleep_unless
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,18 +68,6 @@ _SAVE = """
         published_total = relay_checkpoints.published_total + EXCLUDED.published_total,
         updated_at = now()
 """
-# InternalClientError too: a connection terminated by the server while a prepared statement ran
-# can surface as "cannot switch to state ...; another operation is in progress" instead of a
-# ConnectionDoesNotExistError. It used to end the relay process (found by the chaos suite,
-# pg_terminate_backend); the connection is gone either way, so reconnect like for any other.
-_PG_ERRORS = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    DBAPIError,
-    TimeoutError,
-)
 
 
 class _Stopped(Exception):
@@ -110,7 +97,7 @@ class Relay:
                     await self._publish_while_leader(conn, stop)
             except _Stopped:
                 break
-            except _PG_ERRORS as error:
+            except POSTGRES_ERRORS as error:
                 self._outage.down("PostgreSQL", error)
                 await sleep_unless(stop, backoff.next())
             finally:
@@ -185,7 +172,7 @@ class Relay:
 async def _close(conn: asyncpg.Connection) -> None:
     try:
         await asyncio.wait_for(conn.close(), timeout=2)
-    except (*_PG_ERRORS, asyncio.CancelledError) as error:
+    except (*POSTGRES_ERRORS, asyncio.CancelledError) as error:
         log.debug("relay: closing the lock connection failed (%r); terminating it", error)
         conn.terminate()
         if isinstance(error, asyncio.CancelledError):

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     # Messages a socket may have waiting before it is switched to reading PostgreSQL instead:
     # bounds memory per socket whatever a slow client does.
     ws_queue_size: int = Field(default=256, ge=1)
-    # How often a socket reads PostgreSQL while Redis is unreachable (degraded mode).
+    # How often each api process reads the log while Redis is unreachable (degraded mode).
     ws_poll_s: float = Field(default=0.25, gt=0)
     # permessage-deflate costs ~300 KB of zlib state per socket; progress messages are small.
     ws_per_message_deflate: bool = False

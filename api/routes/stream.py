@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -133,6 +134,7 @@ async def _sse(
     except TooManySockets:
         return  # another stream of this user opened since the check
     metrics.open_sockets.labels("sse").inc()
+    opened = time.monotonic()
     sent = metrics.messages_sent.labels("sse")
     try:
         yield "retry: 1000\n\n"
@@ -149,6 +151,7 @@ async def _sse(
     finally:
         held.__exit__(None, None, None)
         metrics.open_sockets.labels("sse").dec()
+        metrics.socket_seconds.labels("sse").observe(time.monotonic() - opened)
 
 
 async def _accept(websocket: WebSocket) -> Caller | None:
@@ -173,6 +176,7 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
         await _reject(websocket, error)
         return
     metrics.open_sockets.labels("ws").inc()
+    opened = time.monotonic()
     stream = progress_stream(services.store, services.hub, services.settings, metrics, follow)
     pump = asyncio.create_task(_pump(websocket, stream, metrics))
     expiry = _ExpiryClose(websocket, caller, pump)
@@ -190,6 +194,7 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
             await pump
         held.__exit__(None, None, None)
         metrics.open_sockets.labels("ws").dec()
+        metrics.socket_seconds.labels("ws").observe(time.monotonic() - opened)
 
 
 def _expired(caller: Caller) -> bool:

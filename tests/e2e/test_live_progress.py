@@ -336,6 +336,8 @@ async def test_metrics_report_sockets_and_the_relay(stack: Stack, live: EventSto
     assert await metric(stack, "scamtrail_relay_published_total") >= 1 + len(seed_steps())
     assert await metric(stack, "scamtrail_progress_messages_sent_total") >= 2 + len(seed_steps())
     assert await metric(stack, "scamtrail_relay_lag_seconds") == 0
+    # The socket closed after `completed`: its lifetime is in the histogram.
+    assert await metric(stack, "scamtrail_progress_socket_duration_seconds_count") >= 1
 
 
 # The seed's JavaScript client, unmodified in spirit: native WebSocket, JSON.parse, reads step,

@@ -29,12 +29,16 @@ from tests.e2e.progress_stack import (
 pytestmark = pytest.mark.e2e
 
 
-async def degraded_sockets(http: str) -> float:
+async def metric(http: str, name: str) -> float:
     async with httpx.AsyncClient(base_url=http, timeout=5) as client:
         for line in (await client.get("/metrics")).text.splitlines():
-            if line.startswith("scamtrail_progress_sockets_degraded "):
+            if line.startswith(f"{name} "):
                 return float(line.split()[1])
-    raise AssertionError("no degraded-sockets metric")
+    raise AssertionError(f"no metric {name}")
+
+
+async def degraded_sockets(http: str) -> float:
+    return await metric(http, "scamtrail_progress_sockets_degraded")
 
 
 async def wait_until(check: object, within: float) -> None:
@@ -91,6 +95,8 @@ async def test_redis_outage_loses_nothing(
             return await degraded_sockets(http) == 0
 
         await wait_until(recovered, within=10)
+        # The outage was served by the api's own reading of the log, for all its sockets.
+        assert await metric(http, "scamtrail_progress_hub_log_reads_total") > 0
     relay_log = relay.output()
     # Logged once per outage, not once per retry.
     assert relay_log.count("Redis unreachable") == 1, relay_log[-3000:]

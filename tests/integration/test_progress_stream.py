@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from api.metrics import StreamMetrics
 from api.streaming import Close, Follow, Outgoing, progress_stream
 from domain import events as ev
+from domain.log import RecordedEvent
 from domain.progress import progress_message
 from infrastructure.event_store import EventStore
 from infrastructure.hub import ProgressHub, task_channel
@@ -24,11 +26,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def hub(settings: Settings, redis_url: str) -> AsyncIterator[ProgressHub]:
+async def hub(settings: Settings, redis_url: str, store: EventStore) -> AsyncIterator[ProgressHub]:
     small = settings.model_copy(
         update={"redis_url": redis_url, "ws_queue_size": 4, "ws_idle_timeout_s": 5.0}
     )
-    found = ProgressHub(small)
+    found = ProgressHub(small, store)
     await found.start()
     assert await found.wait_connected(5)
     yield found
@@ -123,3 +125,48 @@ async def test_a_draining_hub_closes_its_sockets_with_1001(
     await asyncio.sleep(0.1)  # the loop now waits for a live message
     hub.drain()
     assert await asyncio.wait_for(waiting, 2) == Close(1001, "server shutting down")
+
+
+class CountingStore(EventStore):
+    """Counts the reads of single streams: what each socket does on its own."""
+
+    stream_reads = 0
+
+    async def read_stream(self, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
+        self.stream_reads += 1
+        return await super().read_stream(*args, **kwargs)
+
+
+async def test_without_redis_the_hub_reads_the_log_once_for_every_socket(
+    settings: Settings, store: EventStore
+) -> None:
+    """Redis is unreachable from the start. 50 sockets follow one task while 20 events commit
+    over about 2 s: every socket gets every event once, in order, from the hub's own reading of
+    the log (about one query per `ws_poll_s` for the whole process). Each socket reads
+    PostgreSQL on its own only at the switches (a handful of times), not every `ws_poll_s`:
+    once that was 50 x 20 reads for this test, and 20,000 queries a second for 5,000 sockets."""
+    unreachable = settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0", "ws_poll_s": 0.05, "ws_idle_timeout_s": 10}
+    )
+    counting = CountingStore(store.engine)
+    hub = ProgressHub(unreachable, counting)
+    await hub.start()
+    task = f"task-{uuid.uuid4()}"
+    await store.append(task, [submitted()], 0)
+    try:
+        follows = [
+            collect(progress_stream(counting, hub, unreachable, StreamMetrics(), Follow([task])))
+            for _ in range(50)
+        ]
+        clients = [asyncio.create_task(follow) for follow in follows]
+        for version in range(1, 20):
+            await asyncio.sleep(0.1)
+            await store.append(task, [progress(version)], version)
+        await store.append(task, [new(ev.TaskCompleted())], 20)
+        for client in clients:
+            assert await asyncio.wait_for(client, 10) == list(range(1, 22))
+        assert hub.degraded
+        assert hub.polls >= 20  # it read the log all along
+        assert counting.stream_reads <= 50 * 3, counting.stream_reads  # history + switches
+    finally:
+        await hub.stop()
