@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from api.caller import Caller
 from api.metrics import StreamMetrics
 from domain.errors import TaskNotFound
+from domain.log import LOG_START
 from domain.progress import (
     TERMINAL_EVENT_TYPES,
     connected_message,
@@ -27,7 +28,14 @@ from domain.progress import (
     progress_message,
 )
 from infrastructure.event_store import EventStore
-from infrastructure.hub import ProgressHub, task_channel, tenant_channel
+from infrastructure.hub import (
+    LiveMessage,
+    ProgressHub,
+    live_message,
+    task_channel,
+    tenant_channel,
+)
+from infrastructure.relay import published_up_to
 from infrastructure.settings import Settings
 from infrastructure.task_queries import visible_streams
 
@@ -83,7 +91,10 @@ async def progress_stream(
     follow: Follow,
 ) -> AsyncGenerator[Outgoing | Close, None]:
     sent = {task_id: follow.after.get(task_id, 0) for task_id in follow.task_ids}
+    # Tasks whose terminal event went out. Only sockets that end with their tasks track them; a
+    # tenant socket carries on, and passes on what comes after the end (an analyst's review).
     finished: set[str] = set()
+    tracks_ends = follow.ends_when_finished
     channels = [task_channel(t) for t in follow.task_ids]
     if follow.tenant is not None:
         channels.append(tenant_channel(follow.tenant))
@@ -98,10 +109,56 @@ async def progress_stream(
             for recorded in page:
                 sent[task_id] = recorded.version
                 yield Outgoing(json.dumps(progress_message(recorded)), seq=recorded.version)
-                if recorded.type in TERMINAL_EVENT_TYPES:
+                if tracks_ends and recorded.type in TERMINAL_EVENT_TYPES:
                     finished.add(task_id)
                     return
             if len(page) < HISTORY_PAGE:
+                return
+
+    async def deliver(message: LiveMessage) -> AsyncIterator[Outgoing]:
+        """One event, from Redis or read from the log: sent once, in order, gaps filled."""
+        task_id = message.task_id
+        if task_id not in sent:
+            if follow.tenant is None:
+                return
+            _remember(sent, task_id, message.seq - 1)  # a tenant's new task: from here on
+        if task_id in finished or message.seq <= sent[task_id]:
+            return  # sent already (history, a gap fill, or a duplicate publish)
+        if message.seq > sent[task_id] + 1:
+            async for out in catch_up(task_id):  # fills the gap, this message included
+                yield out
+            return
+        sent[task_id] = message.seq
+        if tracks_ends and message.terminal:
+            finished.add(task_id)
+        yield Outgoing(message.text, seq=message.seq)
+
+    log_mark = LOG_START  # a tenant socket: everything up to here went out (see catch_up_tenant)
+    published_then = LOG_START  # the relay's checkpoint at the previous heartbeat
+
+    async def advance_log_mark() -> None:
+        """At a heartbeat, when nothing waits in the queue and nothing was dropped: what the
+        relay had published by the previous heartbeat has reached this socket already (a
+        heartbeat is ample time for Redis to deliver), so catch_up_tenant need not read it
+        again. Without this, a tenant socket open for hours would read hours of the log at its
+        next overflow."""
+        nonlocal log_mark, published_then
+        if not len(sub) and not sub.stale:
+            log_mark = max(log_mark, published_then)
+        published_then = await published_up_to(store, settings.relay_name)
+
+    async def catch_up_tenant() -> AsyncIterator[Outgoing]:
+        """The tenant's events past `log_mark`, from the log itself. Reading each task it knows
+        would miss the tasks it has not seen yet (their first events were in the dropped queue)
+        and cost a query per task ever seen."""
+        nonlocal log_mark
+        while batch := await store.read_all(log_mark, limit=HISTORY_PAGE, tolerant=True):
+            for recorded in batch:
+                if recorded.metadata.tenant == follow.tenant:
+                    async for out in deliver(live_message(recorded)):
+                        yield out
+            log_mark = batch[-1].cursor
+            if len(batch) < HISTORY_PAGE:
                 return
 
     def done() -> bool:
@@ -111,11 +168,15 @@ async def progress_stream(
     degraded = False
     try:
         sub.take_stale()  # the history read below covers whatever was missed so far
+        if follow.tenant is not None:
+            # From now on: what commits past this point either reaches us live or is read back
+            # by catch_up_tenant.
+            log_mark = await store.log_end()
         for task_id in follow.task_ids:
             # A client resuming after the task's last event (it reconnected just as the task
             # ended) would otherwise wait for the idle timeout: nothing newer ever comes, and
             # the terminal event it already has is not read again. Found by the chaos suite.
-            if sent[task_id] and await _ended_at(store, task_id, sent[task_id]):
+            if tracks_ends and sent[task_id] and await _ended_at(store, task_id, sent[task_id]):
                 finished.add(task_id)
             async for out in catch_up(task_id):
                 yield out
@@ -139,8 +200,12 @@ async def progress_stream(
                 if sub.overflows:
                     metrics.overflows.inc(sub.overflows)
                     sub.overflows = 0
-                for task_id in list(sent):
+                for task_id in follow.task_ids:
                     async for out in catch_up(task_id):
+                        last_event = time.monotonic()
+                        yield out
+                if follow.tenant is not None:
+                    async for out in catch_up_tenant():
                         last_event = time.monotonic()
                         yield out
                 if done():
@@ -153,26 +218,18 @@ async def progress_stream(
             if now >= next_heartbeat:
                 yield Outgoing(json.dumps(heartbeat_message(datetime.now(UTC))), "heartbeat")
                 next_heartbeat = now + heartbeat_s
+                if follow.tenant is not None:
+                    await advance_log_mark()
             wait = min(next_heartbeat, last_event + idle_s) - now
             message = await sub.get(wait)
             if message is None:
                 continue
-            task_id = message.task_id
-            if task_id not in sent:
-                if follow.tenant is None:
-                    continue
-                sent[task_id] = message.seq - 1  # a tenant's new task: follow it from here
-            if task_id in finished or message.seq <= sent[task_id]:
-                continue  # sent already (history, a gap fill, or a duplicate publish)
-            last_event = time.monotonic()
-            if message.seq > sent[task_id] + 1:
-                async for out in catch_up(task_id):  # fills the gap, this message included
-                    yield out
-            else:
-                sent[task_id] = message.seq
-                if message.terminal:
-                    finished.add(task_id)
-                yield Outgoing(message.text, seq=message.seq)
+            delivered = False
+            async for out in deliver(message):
+                delivered = True
+                yield out
+            if delivered:
+                last_event = time.monotonic()
             if done():
                 yield Close(1000, "task finished")
                 return
@@ -180,6 +237,18 @@ async def progress_stream(
         hub.unsubscribe(sub)
         if degraded:
             metrics.degraded_sockets.dec()
+
+
+# A tenant socket remembers the last seq it sent for this many tasks; the oldest are forgotten
+# (memory stays bounded on a socket open for days). A forgotten task that speaks again is
+# followed from its new event on, like a task never seen.
+TENANT_TASKS_REMEMBERED = 10_000
+
+
+def _remember(sent: dict[str, int], task_id: str, seq: int) -> None:
+    sent[task_id] = seq
+    if len(sent) > TENANT_TASKS_REMEMBERED:
+        del sent[next(iter(sent))]
 
 
 async def _ended_at(store: EventStore, task_id: str, version: int) -> bool:

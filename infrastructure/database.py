@@ -25,7 +25,22 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         # No pool_pre_ping: it costs a round trip per checkout (a quarter of a one-event append).
         # A connection killed by a PostgreSQL restart fails its next statement instead; SQLAlchemy
         # then invalidates the whole pool, and callers retry (appends are idempotent by event id).
+        connect_args={
+            "timeout": 10,  # to connect
+            "command_timeout": settings.database_statement_timeout_s,
+            "server_settings": SERVER_KEEPALIVES,
+        },
     )
+
+
+# Ask the server to probe idle client connections: one whose client vanished without a word
+# (a killed VM, a dropped NAT entry) is closed within about 30 s, and with it whatever it held
+# (the relay's advisory lock, so that a standby can take over).
+SERVER_KEEPALIVES = {
+    "tcp_keepalives_idle": "15",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
 
 
 async def ensure_database(database_url: str) -> bool:

@@ -382,6 +382,16 @@ def _from_row(row: asyncpg.Record, *, tolerant: bool = False) -> RecordedEvent:
             raise
         log.error("cannot decode %s at %r version %d: %s", row["type"], stream_id, version, error)
         event = UnreadableEvent(original_type=row["type"], error=str(error)[:500])
+    try:
+        metadata = _metadata(row["metadata"])
+    except ValidationError as error:
+        if not tolerant:
+            raise
+        # Passed on all the same, or the relay would stop at this row for good. Its tenant is
+        # unknown: the empty one, whose channel no caller can follow (tokens name a tenant).
+        log.error("cannot decode the metadata at %r version %d: %s", stream_id, version, error)
+        metadata = EventMetadata.model_construct(tenant="", actor="")
+        event = UnreadableEvent(original_type=row["type"], error=str(error)[:500])
     return RecordedEvent(
         stream_id=row["stream_id"],
         version=row["version"],
@@ -389,7 +399,7 @@ def _from_row(row: asyncpg.Record, *, tolerant: bool = False) -> RecordedEvent:
         cursor=LogCursor(int(row["transaction_id"]), row["global_position"]),
         event_id=row["event_id"],
         recorded_at=row["recorded_at"],
-        metadata=_metadata(row["metadata"]),
+        metadata=metadata,
         event=event,
     )
 

@@ -22,7 +22,7 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,13 @@ class LiveMessage:
     terminal: bool  # the task's stream ends with this message
 
 
+def live_message(recorded: RecordedEvent) -> LiveMessage:
+    """An event read from the log as the message the relay publishes for it."""
+    text = json.dumps(progress_message(recorded))
+    terminal = recorded.type in TERMINAL_EVENT_TYPES
+    return LiveMessage(recorded.stream_id, recorded.version, text, terminal)
+
+
 class Subscription:
     """One subscriber's bounded queue. Only the hub puts; only its delivery loop takes.
 
@@ -100,6 +107,10 @@ class Subscription:
     def mark_stale(self) -> None:
         self._stale = True
         self._wake()
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
 
     def take_stale(self) -> bool:
         """True once after the live path missed something: read PostgreSQL now. What was queued
@@ -151,6 +162,7 @@ class ProgressHub:
         self._lock = asyncio.Lock()  # one command at a time on the shared connection
         self._reader: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None  # reads the log while Redis is away
+        self._stale_on_confirm: set[str] = set()  # see _connect
         self.polls = 0  # reads of the log while degraded (for tests and metrics)
         self._chores: set[asyncio.Task[None]] = set()
         self._outage = OutageLog(log, "progress hub")
@@ -210,7 +222,12 @@ class ProgressHub:
     # --- subscribe / unsubscribe ---------------------------------------------------------------
 
     async def subscribe(self, channels: Iterable[str]) -> Subscription:
-        """A new subscriber; returns once Redis confirmed every channel, or marked stale."""
+        """A new subscriber; returns once Redis confirmed every channel, or marked stale.
+
+        The SUBSCRIBE itself is sent by a chore task, not from the caller's: redis-py awaits
+        inside its own wait_for, which on Python 3.11 can swallow a cancellation that lands as
+        the send completes, and the caller (a socket's delivery loop) must stay cancellable —
+        a swallowed cancel once kept a socket streaming past its token's expiry."""
         sub = Subscription(channels, self._settings.ws_queue_size)
         new = []
         for channel in sub.channels:
@@ -220,7 +237,7 @@ class ProgressHub:
             subscribers.add(sub)
         pubsub = self._pubsub
         if pubsub is None:
-            sub.mark_stale()  # degraded: poll PostgreSQL until the hub reconnects
+            sub.mark_stale()  # degraded: the hub reads the log until it reconnects
             return sub
         loop = asyncio.get_running_loop()
         waits = []
@@ -229,14 +246,13 @@ class ProgressHub:
                 future: asyncio.Future[bool] = loop.create_future()
                 self._waiters.setdefault(channel, []).append(future)
                 waits.append(future)
+        if new:
+            self._chore(self._send_subscribe(pubsub, new))
         try:
-            if new:
-                async with self._lock:
-                    await pubsub.subscribe(*new)
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
                 confirmed = all(await asyncio.gather(*waits))
-        except _REDIS_ERRORS as error:
-            log.warning("progress hub: subscribe to %s failed: %r", new, error)
+        except TimeoutError:
+            log.warning("progress hub: Redis did not confirm %s in time", sub.channels)
             confirmed = False
         except BaseException:
             self.unsubscribe(sub)
@@ -244,6 +260,30 @@ class ProgressHub:
         if not confirmed:
             sub.mark_stale()
         return sub
+
+    async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
+        async with self._lock:
+            if pubsub is not self._pubsub:
+                return  # replaced meanwhile: the new connection subscribes every channel
+            wanted = [c for c in channels if c in self._channels]  # some may have gone already
+            if not wanted:
+                return
+            try:
+                await pubsub.subscribe(*wanted)
+            except _REDIS_ERRORS as error:
+                log.info("progress hub: subscribe failed (%r); the reader reconnects", error)
+                self._resolve_waiters(wanted, False)
+
+    def _resolve_waiters(self, channels: Iterable[str], confirmed: bool) -> None:
+        for channel in channels:
+            for future in self._waiters.pop(channel, []):
+                if not future.done():
+                    future.set_result(confirmed)
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        chore = asyncio.create_task(work)
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Forget `sub` now; channels left without subscribers are unsubscribed in Redis."""
@@ -257,10 +297,9 @@ class ProgressHub:
                 del self._channels[channel]
                 self._confirmed.discard(channel)
                 emptied.append(channel)
+        self._resolve_waiters(emptied, False)  # nobody is left to wait for them
         if emptied and self._pubsub is not None:
-            chore = asyncio.create_task(self._unsubscribe(self._pubsub, emptied))
-            self._chores.add(chore)
-            chore.add_done_callback(self._chores.discard)
+            self._chore(self._unsubscribe(self._pubsub, emptied))
 
     async def _unsubscribe(self, pubsub: PubSub, channels: list[str]) -> None:
         async with self._lock:
@@ -289,7 +328,7 @@ class ProgressHub:
             if self._closing:
                 return
             await self._drop_connection()
-            if self._poller is None:
+            if self._poller is None and not self._closing:
                 self._poller = asyncio.create_task(self._poll_log(), name="progress-hub-poll")
             await asyncio.sleep(backoff.next())
 
@@ -313,12 +352,21 @@ class ProgressHub:
         if self._poller is not None:  # live again: the stale marks below cover the switch
             self._poller.cancel()
             self._poller = None
-        missed = [c for c in self._channels if c not in self._confirmed]
-        if missed:  # subscribers who arrived while we reconnected
-            async with self._lock:
-                await pubsub.subscribe(*missed)
         for sub in {sub for subs in self._channels.values() for sub in subs}:
             sub.mark_stale()  # read what was committed while the live path was down
+        # Channels whose subscribers arrived while we reconnected: subscribed now, and their
+        # subscribers read PostgreSQL again once Redis confirms (what commits before that
+        # moment would otherwise show only as a gap at the next event, or never for the last).
+        missed = [c for c in self._channels if c not in self._confirmed]
+        # Channels whose last subscriber left while we reconnected.
+        gone = [c for c in self._confirmed if c not in self._channels and c != self._control]
+        self._confirmed.difference_update(gone)
+        if missed:
+            self._stale_on_confirm.update(missed)
+            async with self._lock:
+                await pubsub.subscribe(*missed)
+        if gone:
+            self._chore(self._unsubscribe(pubsub, gone))
 
     async def _read(self) -> None:
         pubsub = self._pubsub
@@ -330,11 +378,14 @@ class ProgressHub:
             kind, channel = message["type"], _text(message["channel"])
             if kind == "message":
                 self._dispatch(channel, message["data"])
-            elif kind == "subscribe" and channel in self._channels:
-                self._confirmed.add(channel)
-                for future in self._waiters.pop(channel, []):
-                    if not future.done():
-                        future.set_result(True)
+            elif kind == "subscribe":
+                if channel in self._channels:
+                    self._confirmed.add(channel)
+                if channel in self._stale_on_confirm:
+                    self._stale_on_confirm.discard(channel)
+                    for sub in self._channels.get(channel, ()):
+                        sub.mark_stale()
+                self._resolve_waiters([channel], True)
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         if not self._channels.get(channel):
@@ -385,9 +436,7 @@ class ProgressHub:
         task, tenant = task_channel(recorded.stream_id), tenant_channel(recorded.metadata.tenant)
         if not (self._channels.get(task) or self._channels.get(tenant)):
             return  # nobody here follows it: not worth encoding
-        text = json.dumps(progress_message(recorded))
-        terminal = recorded.type in TERMINAL_EVENT_TYPES
-        message = LiveMessage(recorded.stream_id, recorded.version, text, terminal)
+        message = live_message(recorded)
         self._deliver(task, message)
         self._deliver(tenant, message)
 
@@ -395,11 +444,8 @@ class ProgressHub:
         pubsub, self._pubsub = self._pubsub, None
         self._connected.clear()
         self._confirmed.clear()
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(False)
-        self._waiters.clear()
+        self._stale_on_confirm.clear()  # every subscriber is marked stale below, or already was
+        self._resolve_waiters(list(self._waiters), False)
         if pubsub is None:
             return  # still away (a reconnect attempt failed): nothing changed for subscribers
         # The live path just broke: each subscriber reads once what it may have missed. Not at

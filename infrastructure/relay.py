@@ -30,12 +30,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
+import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from domain.log import LOG_START, LogCursor, RecordedEvent
 from domain.progress import progress_message
+from infrastructure.database import SERVER_KEEPALIVES
 from infrastructure.event_store import EventStore
 from infrastructure.hub import task_channel, tenant_channel
 from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, sleep_unless
@@ -70,6 +72,14 @@ _SAVE = """
 """
 
 
+async def published_up_to(store: EventStore, relay_name: str) -> LogCursor:
+    """Every event up to this cursor was published (at least once): the relay's checkpoint."""
+    query = sa.text("SELECT log_cursor FROM relay_checkpoints WHERE name = :name")
+    async with store.engine.connect() as conn:
+        text = (await conn.execute(query, {"name": relay_name})).scalar()
+    return LogCursor.parse(text) if text else LOG_START
+
+
 class _Stopped(Exception):
     """`stop` was set while the relay waited on something."""
 
@@ -90,7 +100,12 @@ class Relay:
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=5)
+                conn = await asyncpg.connect(
+                    self._dsn,
+                    timeout=5,
+                    command_timeout=self._settings.relay_statement_timeout_s,
+                    server_settings=SERVER_KEEPALIVES,
+                )
                 if await self._acquire(conn, stop):
                     self._outage.up("PostgreSQL")
                     backoff.reset()

@@ -13,6 +13,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Connections each process keeps; PostgreSQL allows 100 by default across every process.
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # No statement waits longer than this for PostgreSQL: a half-open connection (a NAT that
+    # dropped it, a failover black hole) fails instead of hanging its caller for hours.
+    database_statement_timeout_s: float = Field(default=60.0, gt=0)
     port: int = Field(default=8000, ge=1, le=65535)
     # The arq queue analyses go to; tests give each run its own.
     queue: str = "scamtrail:analyses"
@@ -38,6 +41,9 @@ class Settings(BaseSettings):
     relay_checkpoint_s: float = Field(default=0.2, ge=0)
     relay_lock_retry_s: float = Field(default=0.5, gt=0)
     relay_backoff_max_s: float = Field(default=2.0, gt=0)
+    # Each statement on the relay's lock connection is short: past this, the connection is
+    # taken for dead (half-open) and the relay rejoins instead of hanging while "active".
+    relay_statement_timeout_s: float = Field(default=5.0, gt=0)
     # Submissions: content above this is refused with 413 (the seed had no bound at all).
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
     # The agent. Region for phone numbers written without a country code.

@@ -41,6 +41,7 @@ from api.streaming import Close, Follow, Outgoing, check_tasks, progress_stream
 from domain.errors import DomainError, InvalidAppend
 from domain.progress import error_message
 from infrastructure.event_store import MAX_VERSION
+from infrastructure.outage import POSTGRES_ERRORS
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["progress"])
@@ -148,6 +149,10 @@ async def _sse(
                 else:
                     yield f"event: {item.kind}\ndata: {item.text}\n\n"
                 sent.inc()
+    except POSTGRES_ERRORS as error:
+        # The stream ends; EventSource reconnects after `retry` with Last-Event-ID.
+        metrics.connection_errors.labels("database").inc()
+        log.warning("progress stream (SSE): PostgreSQL unreachable (%r); ending it", error)
     finally:
         held.__exit__(None, None, None)
         metrics.open_sockets.labels("sse").dec()
@@ -174,6 +179,11 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
         held.__enter__()
     except (DomainError, TooManySockets) as error:
         await _reject(websocket, error)
+        return
+    except POSTGRES_ERRORS as error:
+        metrics.connection_errors.labels("database").inc()
+        log.warning("progress socket: PostgreSQL unreachable (%r); closing with 1013", error)
+        await _close(websocket, 1013, "database unavailable, try again")
         return
     metrics.open_sockets.labels("ws").inc()
     opened = time.monotonic()
@@ -219,8 +229,9 @@ class _ExpiryClose:
 
     async def _close(self) -> None:
         self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pump
+        # Bounded: a cancellation can be swallowed inside a library's wait_for (redis-py's, on
+        # Python 3.11), and the 4401 must go out regardless.
+        await asyncio.wait({self._pump}, timeout=2)
         await _reject(self._websocket, NotAuthenticated("token expired"))
 
     async def disarm(self) -> None:
@@ -235,24 +246,38 @@ class _ExpiryClose:
 async def _pump(
     websocket: WebSocket, stream: AsyncGenerator[Outgoing | Close, None], metrics: StreamMetrics
 ) -> None:
+    """Send what the delivery loop yields. A failed send means the client is gone (the receive
+    loop notices and cleans up); a failure of the loop itself closes the socket with a code the
+    client can act on: 1013 "try again later" when PostgreSQL is unreachable, 1011 for a bug.
+    Either way the client reconnects with `after=<seq>` and loses nothing. (Once, a database
+    error was taken for a client gone and the socket stayed open with nothing ever sent.)"""
     sent = metrics.messages_sent.labels("ws")
     try:
         async with aclosing(stream) as items:
             async for item in items:
                 if isinstance(item, Close):
-                    await websocket.close(item.code, item.reason)
+                    await _close(websocket, item.code, item.reason)
                     return
-                await websocket.send_text(item.text)
+                try:
+                    await websocket.send_text(item.text)
+                except (WebSocketDisconnect, OSError, RuntimeError) as error:
+                    metrics.connection_errors.labels("send").inc()
+                    log.info("progress socket: send failed, client gone: %r", error)
+                    return
                 sent.inc()
-    except (WebSocketDisconnect, OSError, RuntimeError) as error:
-        # The client went away mid-send; the receive loop notices and cleans up.
-        metrics.connection_errors.labels("send").inc()
-        log.info("progress socket: send failed, client gone: %r", error)
+    except POSTGRES_ERRORS as error:
+        metrics.connection_errors.labels("database").inc()
+        log.warning("progress socket: PostgreSQL unreachable (%r); closing with 1013", error)
+        await _close(websocket, 1013, "database unavailable, reconnect with after=<seq>")
     except Exception:
         metrics.connection_errors.labels("server").inc()
         log.exception("progress socket: delivery failed")
-        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await websocket.close(1011, "server error")
+        await _close(websocket, 1011, "server error")
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await websocket.close(code, reason)
 
 
 async def _reject(websocket: WebSocket, error: DomainError | Refusal) -> None:

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from domain import events as ev
 from domain.errors import ConcurrencyConflict, DuplicateEventId, InvalidAppend, UnknownEventType
@@ -242,6 +243,29 @@ async def test_a_tolerant_global_read_passes_an_unreadable_event_on(store: Event
     _, odd, third = await store.read_all(tolerant=True)
     assert isinstance(odd.event, ev.UnreadableEvent)
     assert (odd.version, odd.event.original_type) == (2, "FromTheFuture")
+    assert third.version == 3, "the reader carries on past it"
+
+
+async def test_a_tolerant_global_read_passes_unreadable_metadata_on(store: EventStore) -> None:
+    """Metadata this code cannot read (no actor): the strict read says so; the relay's tolerant
+    read passes the row on under the empty tenant, whose channel nobody can follow, instead of
+    stopping at it for good (every relay in turn once did)."""
+    sid = stream()
+    await store.append(sid, [submitted()], 0)
+    async with store.transaction() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO events (stream_id, version, event_id, type, data, metadata)"
+                ' VALUES (:s, 2, :id, \'ProgressReported\', \'{"message": "x", "percent": 5}\','
+                ' \'{"tenant": "t"}\')'
+            ),
+            {"s": sid, "id": uuid.uuid4()},
+        )
+    await store.append(sid, [progress()], 2)
+    with pytest.raises(ValidationError):
+        await store.read_all()
+    _, odd, third = await store.read_all(tolerant=True)
+    assert isinstance(odd.event, ev.UnreadableEvent) and odd.metadata.tenant == ""
     assert third.version == 3, "the reader carries on past it"
 
 

@@ -7,18 +7,22 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from api.caller import Caller
 from api.metrics import StreamMetrics
+from api.routes.stream import _ExpiryClose, _pump
 from api.streaming import Close, Follow, Outgoing, progress_stream
 from domain import events as ev
-from domain.log import RecordedEvent
+from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.progress import progress_message
+from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
-from infrastructure.hub import ProgressHub, task_channel
+from infrastructure.hub import ProgressHub, task_channel, tenant_channel
 from infrastructure.settings import Settings
 from tests.factories import new, progress, submitted
 
@@ -170,3 +174,125 @@ async def test_without_redis_the_hub_reads_the_log_once_for_every_socket(
         assert counting.stream_reads <= 50 * 3, counting.stream_reads  # history + switches
     finally:
         await hub.stop()
+
+
+class FakeSocket:
+    """What the pump needs of a WebSocket: what was sent, and the close codes."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.closed: list[int] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed.append(code)
+
+
+async def test_a_database_outage_closes_the_socket_with_1013(settings: Settings) -> None:
+    """PostgreSQL refuses connections while a socket reads its history: the socket is closed
+    with 1013 (try again later), so the client reconnects with `after=`. (Once the error was
+    taken for the client leaving: the socket stayed open and silent for good.)"""
+    nowhere = settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"}
+    )
+    engine = create_engine(nowhere)
+    store = EventStore(engine)
+    hub = ProgressHub(nowhere, store)  # never started: degraded, subscribing returns at once
+    socket = FakeSocket()
+    stream = progress_stream(store, hub, nowhere, StreamMetrics(), Follow(["t"]))
+    try:
+        await asyncio.wait_for(_pump(socket, stream, StreamMetrics()), 20)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+    assert [m["step"] for m in socket.sent] == ["connected"]
+    assert socket.closed == [1013]
+
+
+async def test_a_token_already_expired_closes_at_once_with_4401(
+    hub: ProgressHub, store: EventStore, redis: Redis
+) -> None:
+    """A token past `exp` (accepted within the leeway): the socket sends nothing but the close,
+    even when the expiry lands while the socket subscribes (a cancellation redis-py's
+    wait_for used to swallow: the socket then streamed on)."""
+    task = f"task-{uuid.uuid4()}"
+    await store.append(task, [submitted(), progress(10)], 0)
+    caller = Caller("t", "user:x", frozenset({"analyst"}), expires_at=datetime.now(UTC))
+    socket = FakeSocket()
+    stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
+    pump = asyncio.create_task(_pump(socket, stream, StreamMetrics()))  # type: ignore[arg-type]
+    expiry = _ExpiryClose(socket, caller, pump)  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.5)
+        await store.append(task, [progress(20)], 2)
+        await publish(redis, store, task, [3])
+        await asyncio.sleep(0.5)
+        assert socket.closed == [4401]
+        # At most `connected`, then the error: no event went out.
+        assert all("seq" not in m for m in socket.sent) and socket.sent[-1]["error"]
+        assert pump.done() and hub.subscriber_count == 0
+    finally:
+        await expiry.disarm()
+        pump.cancel()
+
+
+async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_not_seen(
+    hub: ProgressHub, store: EventStore, redis: Redis
+) -> None:
+    """The queue (4) overflows with the first events of a task the tenant socket had not seen
+    yet: the catch-up reads the tenant's events from the log, so all of them arrive, in order.
+    (Reading back only the tasks already seen once lost them all.) Events after a task's end
+    (an analyst's review) are passed on too: a tenant socket does not end with its tasks."""
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    known, unseen = f"known-{uuid.uuid4()}", f"unseen-{uuid.uuid4()}"
+    meta = EventMetadata(tenant=tenant, actor="a")
+    follow = Follow([], tenant=tenant)
+    stream = progress_stream(store, hub, hub._settings, StreamMetrics(), follow)
+    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
+    first = asyncio.create_task(anext(stream))  # subscribes, then waits for a live message
+    await asyncio.sleep(0.3)
+
+    async def publish_all(task: str, after: int = 0) -> None:
+        for recorded in await store.read_stream(task, after):
+            await redis.publish(tenant_channel(tenant), json.dumps(progress_message(recorded)))
+
+    await store.append(known, [NewEvent(ev.TaskSubmitted(content="x", kind="sms"), meta)], 0)
+    await publish_all(known)
+    assert (await first).seq == 1  # type: ignore[union-attr]
+    # Nobody reads now: 7 events of a new task, more than the queue holds, then its end and a
+    # review after the end.
+    events = [NewEvent(ev.TaskSubmitted(content="y", kind="sms"), meta)]
+    events += [NewEvent(ev.ProgressReported(message="m", percent=i), meta) for i in range(6)]
+    events += [NewEvent(ev.TaskCompleted(), meta)]
+    await store.append(unseen, events, 0)
+    await publish_all(unseen)
+    await asyncio.sleep(0.3)
+    review = ev.VerdictReviewed(decision="override", verdict="safe", note="checked")
+    await store.append(unseen, [NewEvent(review, meta)], 8)
+    await publish_all(unseen, 8)
+    got: list[int] = []
+    async with asyncio.timeout(5):
+        while len(got) < 9:
+            item = await anext(stream)
+            if isinstance(item, Outgoing) and item.seq is not None:
+                assert json.loads(item.text)["task_id"] == unseen
+                got.append(item.seq)
+    assert got == list(range(1, 10))
+    await stream.aclose()
+
+
+async def test_subscribers_that_leave_before_redis_confirms_leave_nothing_behind(
+    hub: ProgressHub,
+) -> None:
+    subscribing = [
+        asyncio.create_task(hub.subscribe([task_channel(f"gone-{uuid.uuid4()}")]))
+        for _ in range(50)
+    ]
+    await asyncio.sleep(0)  # each has registered its wait for Redis's confirmation
+    for task in subscribing:
+        task.cancel()
+    await asyncio.gather(*subscribing, return_exceptions=True)
+    await asyncio.sleep(0.5)  # the SUBSCRIBEs, then the UNSUBSCRIBEs, go out
+    assert hub._waiters == {}
+    assert hub.subscriber_count == 0 and hub.channel_count == 0

@@ -216,3 +216,68 @@ async def test_the_idle_probe_reads_the_index_not_the_table(engine: AsyncEngine)
     for plan in plans:
         assert "Seq Scan" not in plan, plan
         assert "Index Only Scan" in plan, plan
+
+
+class Blackhole:
+    """A TCP proxy to PostgreSQL that can go silent: no RST, no FIN, nothing forwarded, the way
+    a NAT that dropped its entry or a failover black hole looks to a client."""
+
+    def __init__(self) -> None:
+        self.silent = False
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            server_r, server_w = await asyncio.open_connection(host, port)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                while data := await src.read(65536):
+                    if self.silent:
+                        await asyncio.Event().wait()  # swallowed: never forwarded, never closed
+                    dst.write(data)
+                    await dst.drain()
+
+            await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        bound: int = self.server.sockets[0].getsockname()[1]
+        return bound
+
+    def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+async def test_a_half_open_lock_connection_is_given_up_not_waited_on(
+    settings: Settings, redis: Redis, store: EventStore
+) -> None:
+    """The relay's lock connection goes silent. Its statements time out: the relay stops
+    calling itself active, keeps trying to rejoin, and stops when asked. (Once it waited on the
+    probe forever, "active", publishing nothing, deaf to stop.)"""
+    url = sa.engine.make_url(settings.database_url)
+    hole = Blackhole()
+    port = await hole.start(url.host or "127.0.0.1", url.port or 5432)
+    through_hole = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    relay = Relay(
+        relay_settings(
+            settings,
+            database_url=through_hole,
+            relay_name=f"hole-{uuid.uuid4().hex[:8]}",
+            relay_statement_timeout_s=0.5,
+            relay_backoff_max_s=0.2,
+        ),
+        store,  # the log itself is read on the direct path: only the lock connection is cut
+        redis,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await until(lambda: relay.active, within=5)
+        hole.silent = True
+        await until(lambda: not relay.active, within=5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+        task.cancel()
+        hole.close()
