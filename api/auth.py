@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -23,6 +24,9 @@ from infrastructure.settings import Settings
 log = logging.getLogger(__name__)
 
 _ASYMMETRIC = ["RS256", "ES256"]
+_ACTOR_PREFIX = "user:"  # a token's `sub` is recorded as the actor "user:<sub>"
+_MAX_NAME = 200  # characters in a tenant or an actor (domain.log.EventMetadata)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,28 @@ class TokenVerifier:
 
 def _caller(claims: dict[str, Any]) -> Caller:
     tenant, roles, sub = claims.get("tenant"), claims.get("roles"), claims.get("sub")
-    if not isinstance(tenant, str) or not tenant or len(tenant) > 200:
-        raise NotAuthenticated("invalid token: no tenant claim")
+    if not _storable_name(tenant, _MAX_NAME):
+        raise NotAuthenticated("invalid token: no usable tenant claim")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise NotAuthenticated("invalid token: roles must be a list of strings")
-    if not isinstance(sub, str) or not sub:
-        raise NotAuthenticated("invalid token: no sub claim")
-    expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
-    return Caller(tenant, f"user:{sub}", frozenset(roles) & ROLES, expires_at=expires)
+    if not _storable_name(sub, _MAX_NAME - len(_ACTOR_PREFIX)):
+        raise NotAuthenticated("invalid token: no usable sub claim")
+    try:
+        expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
+    except (OverflowError, ValueError, OSError):  # signed, but past what a datetime can hold
+        raise NotAuthenticated("invalid token: exp is out of range") from None
+    return Caller(tenant, _ACTOR_PREFIX + sub, frozenset(roles) & ROLES, expires_at=expires)
+
+
+def _storable_name(value: Any, max_length: int) -> TypeGuard[str]:
+    """A claim the log can record as a tenant or an actor: a non-empty string within the length
+    the events' metadata allows, without U+0000 or lone surrogates (PostgreSQL refuses both)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and "\x00" not in value
+        and not _SURROGATE.search(value)
+    )
 
 
 def _pem(value: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from arq import ArqRedis
 from api.caller import Caller
 from domain import events as ev
 from domain.errors import ConcurrencyConflict, IdempotencyKeyReused, TaskNotFound
-from domain.log import EventMetadata, NewEvent
+from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.task import TaskState, cancel, review
 from infrastructure.analysis_queue import enqueue_analysis
 from infrastructure.task_log import TaskLog
@@ -37,12 +39,20 @@ async def submit_task(
     if idempotency_key:
         # Scoped to the caller, not just the tenant: two users' keys never meet (a submitter
         # cannot see another user's task, so a shared key would hand it a task it can't read).
-        scope = f"{caller.tenant}:{caller.actor}:{idempotency_key}"
+        # A JSON array, not "tenant:actor:key": any of the three may hold ':', and a joined
+        # string would let ("a", "b:c") and ("a:b", "c") name the same task.
+        scope = json.dumps([caller.tenant, caller.actor, idempotency_key])
         task_id = str(uuid.uuid5(_IDEMPOTENCY, scope))
-        event_id = uuid.uuid5(_IDEMPOTENCY, f"{scope}:submitted")
+        event_id = uuid.uuid5(_IDEMPOTENCY, json.dumps([scope, "submitted"]))
     else:
         task_id, event_id = str(uuid.uuid4()), uuid.uuid4()
-    metadata = EventMetadata(tenant=caller.tenant, actor=caller.actor, correlation_id=event_id)
+    fingerprint = request_fingerprint(submission)
+    metadata = EventMetadata(
+        tenant=caller.tenant,
+        actor=caller.actor,
+        correlation_id=event_id,
+        request_sha256=fingerprint,
+    )
     try:
         result = await task_log.append(task_id, [NewEvent(submission, metadata, event_id)], 0)
         created = result.stored
@@ -50,13 +60,34 @@ async def submit_task(
         created = False  # the key's task exists with other events: compare below
     if not created:
         (first,) = await task_log.store.read_stream(task_id, limit=1)
-        if first.event != submission:
+        if not _same_submission(first, caller, submission, fingerprint):
             raise IdempotencyKeyReused(idempotency_key or "")
     try:
         await enqueue_analysis(jobs, task_id, queue)
     except Exception as error:  # the task is recorded; the sweep enqueues it later
         log.warning("task %s recorded but not enqueued (%r); the sweep will retry", task_id, error)
     return task_id, created
+
+
+def request_fingerprint(submission: ev.TaskSubmitted) -> str:
+    """A digest of the request as it arrived, stored with its TaskSubmitted: a retry is compared
+    with it rather than with the stored event, which the jsonb round trip changes (1e23 comes
+    back as the integer 10**23)."""
+    canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True, allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_submission(
+    first: RecordedEvent, caller: Caller, submission: ev.TaskSubmitted, fingerprint: str
+) -> bool:
+    """Whether the stored first event is this caller's same request. The owner is checked too,
+    not only implied by the task id: a task of anyone else is never handed back."""
+    meta = first.metadata
+    if (meta.tenant, meta.actor) != (caller.tenant, caller.actor):
+        return False
+    stored = (meta.model_extra or {}).get("request_sha256")
+    # Submissions recorded before the fingerprint existed are compared event to event.
+    return stored == fingerprint if stored is not None else first.event == submission
 
 
 async def cancel_task(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.caller import Forbidden, NotAuthenticated
@@ -85,7 +89,36 @@ def _document_plain_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _encodable(value: Any) -> Any:
+    """`value` made JSON- and UTF-8-encodable: a 422 echoes the offending input, and a lone
+    surrogate in it ("\\ud800" in the request's JSON) or a NaN would otherwise fail the response.
+    Such a string keeps its escapes as text, such a number becomes its JSON spelling ("NaN")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode(errors="backslashreplace").decode()
+        return value
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return value
+
+
 def install(app: FastAPI) -> None:
+    async def invalid_request(_: Request, error: Exception) -> JSONResponse:
+        """FastAPI's 422, made safe for any input it echoes (see `_encodable`)."""
+        assert isinstance(error, RequestValidationError)
+        try:
+            detail = _encodable(jsonable_encoder(error.errors()))
+            return JSONResponse({"detail": detail}, status_code=422)
+        except RecursionError:  # an input nested too deep to echo: say what is wrong without it
+            errors = [{k: v for k, v in e.items() if k != "input"} for e in error.errors()]
+            return JSONResponse({"detail": _encodable(jsonable_encoder(errors))}, status_code=422)
+
     async def domain_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, DomainError)
         return JSONResponse({"detail": str(error)}, status_code=status_for(error))
@@ -100,6 +133,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
 
     app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     _document_plain_422(app)
     for cls in AUTH_STATUS:
         app.add_exception_handler(cls, refusal)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,18 +13,35 @@ from api.commands import links
 from domain import events as ev
 from domain.task import TaskState
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_DEPTH = 32  # of nested lists and objects in metadata; serializers stop at a few hundred
 
-def no_nul(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold U+0000: refuse it (422) instead of failing (500)."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("text must not contain the NUL character")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            no_nul(key), no_nul(item)
-    if isinstance(value, list):
-        for item in value:
-            no_nul(item)
+
+def storable(value: Any) -> Any:
+    """Refuse (422) what the log cannot hold instead of failing on it (500): U+0000 and lone
+    surrogates (U+D800-U+DFFF), which PostgreSQL text and jsonb reject and UTF-8 cannot encode,
+    NaN or infinite numbers, which JSON has no spelling for (they would come back null), and
+    nesting deeper than `MAX_DEPTH`. Keys are checked as well as values."""
+    _check_storable(value, 0)
     return value
+
+
+def _check_storable(value: Any, depth: int) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain the NUL character")
+        if _SURROGATE.search(value):
+            raise ValueError("text must not contain lone surrogates (U+D800-U+DFFF)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"values must not be nested more than {MAX_DEPTH} deep")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            _check_storable(key, depth + 1)
+            _check_storable(item, depth + 1)
 
 
 class SubmitTask(BaseModel):
@@ -34,7 +53,7 @@ class SubmitTask(BaseModel):
         max_length=50,
     )
 
-    _no_nul = field_validator("content", "metadata")(no_nul)
+    _storable = field_validator("content", "metadata")(storable)
 
     @field_validator("content")
     @classmethod
@@ -98,7 +117,7 @@ class TaskView(BaseModel):
 class CancelTask(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
-    _no_nul = field_validator("reason")(no_nul)
+    _storable = field_validator("reason")(storable)
 
 
 class ReviewTask(BaseModel):
@@ -108,7 +127,7 @@ class ReviewTask(BaseModel):
     )
     note: str = Field(default="", max_length=4000)
 
-    _no_nul = field_validator("note")(no_nul)
+    _storable = field_validator("note")(storable)
 
 
 class TaskPage(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,9 +43,28 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         moment, task_id = raw.split("|", 1)
         if "\x00" in task_id:  # PostgreSQL text cannot hold NUL: refuse, don't fail
             raise ValueError("NUL in cursor")
-        return datetime.fromisoformat(moment), task_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return _utc(datetime.fromisoformat(moment)), task_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise BadCursor("cursor is not one this api returned; start again without it") from None
+
+
+_EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """`moment` in UTC, the zone the database compares in (a naive time is taken as UTC).
+    OverflowError when that falls outside the years 1-9999, as 0001-01-01T00:00+01:00 does:
+    the driver would fail on it ("date value out of range")."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _bound(moment: datetime) -> datetime:
+    """A filter's time in UTC, held to the years 1-9999: a bound beyond them means 'from the
+    beginning' or 'to the end', which is what the clamped value says."""
+    try:
+        return _utc(moment)
+    except OverflowError:
+        return _EARLIEST if moment.year == 1 else _LATEST
 
 
 async def list_tasks(
@@ -76,10 +95,10 @@ async def list_tasks(
         )
     if where.submitted_after:
         clauses.append("submitted_at >= :after")
-        params["after"] = where.submitted_after
+        params["after"] = _bound(where.submitted_after)
     if where.submitted_before:
         clauses.append("submitted_at < :before")
-        params["before"] = where.submitted_before
+        params["before"] = _bound(where.submitted_before)
     if where.text:
         clauses.append("search @@ websearch_to_tsquery('simple', :text)")
         params["text"] = where.text

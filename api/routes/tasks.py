@@ -13,6 +13,7 @@ from api.schemas import CancelTask, ReviewTask, SubmitTask, TaskAccepted, TaskVi
 from api.services import Services, services
 from domain import events as ev
 from infrastructure.task_log import TaskLog
+from infrastructure.task_queries import tenant_task
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -59,7 +60,8 @@ async def submit(
         _task_log(svc), svc.jobs, svc.settings.queue, caller, submission, idempotency_key
     )
     response.headers["Location"] = f"/tasks/{task_id}"
-    state = await _task_log(svc).task(task_id)
+    # Read as the submitter: a status is only ever reported for the caller's own task.
+    state = await tenant_task(svc.engine, caller.tenant, task_id, submitted_by=caller.actor)
     return TaskAccepted(
         task_id=task_id,
         status=state.status if state else "submitted",
