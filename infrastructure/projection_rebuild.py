@@ -1,8 +1,9 @@
 """Rebuild the task projection from the log, and prune old finished tasks.
 
 Rebuild folds every stream again with `domain.task.evolve` (the same code the live path runs),
-streams by batches of tasks so memory stays flat, and writes only rows that differ. A live append
-racing with the rebuild is safe: a row is only replaced by a rebuilt state at least as new.
+streams by batches of tasks so memory stays flat, and writes only rows that differ, every column
+of them. A live append racing with the rebuild is safe: a row is only replaced by a rebuilt state
+at least as new, and an append waiting for the rebuild's lock folds on the rebuilt row.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.task import fold
+from domain.task import TaskState, fold
 from infrastructure.event_store import EventStore
-from infrastructure.projections import row_from_state, save_task, state_from_row
+from infrastructure.projections import replace_task, row_from_state, state_from_row
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ _STREAMS_OF_TENANT = sa.text(  # events_first_by_tenant_idx (migration 0006)
     " AND stream_id > :after ORDER BY stream_id LIMIT :limit"
 )
 _ROWS = sa.text("SELECT * FROM task_projection WHERE task_id = ANY(:ids)")
+# Before writing the rows that differ: lock them (in task_id order, as a prune does), then keep
+# the streams still there. A prune that committed after the streams were read would otherwise get
+# its rows written back; one that starts now waits for this batch and deletes what it wrote.
+_LOCK = sa.text(
+    "SELECT task_id FROM task_projection WHERE task_id = ANY(:ids) ORDER BY task_id FOR UPDATE"
+)
+_STILL_LOGGED = sa.text("SELECT stream_id FROM events WHERE version = 1 AND stream_id = ANY(:ids)")
 _ORPHANS = sa.text(
     "DELETE FROM task_projection p WHERE (CAST(:tenant AS text) IS NULL OR p.tenant = :tenant)"
     " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = p.task_id)"
@@ -68,19 +76,7 @@ async def rebuild_projections(
             ids = list(page.all())
             if not ids:
                 break
-            streams = await store.read_streams(ids)
-            current = {
-                row["task_id"]: row for row in (await conn.execute(_ROWS, {"ids": ids})).mappings()
-            }
-            for task_id in ids:
-                state = fold(streams[task_id])
-                assert state is not None
-                row = current.get(task_id)
-                if row is None or row_from_state(state_from_row(row)) != row_from_state(state):
-                    report.changed += 1
-                    await save_task(conn, state, only_if_newer=True)
-            report.tasks += len(ids)
-            report.events += sum(len(stream) for stream in streams.values())
+            await _rebuild_batch(conn, store, ids, report)
             after = ids[-1]
         if progress:
             progress(len(ids))
@@ -89,25 +85,52 @@ async def rebuild_projections(
     return report
 
 
+async def _rebuild_batch(
+    conn: AsyncConnection, store: EventStore, ids: list[str], report: RebuildReport
+) -> None:
+    streams = await store.read_streams(ids)
+    current = {row["task_id"]: row for row in (await conn.execute(_ROWS, {"ids": ids})).mappings()}
+    differ: dict[str, TaskState] = {}
+    for task_id in ids:
+        state = fold(streams[task_id])
+        if state is None:
+            continue  # pruned since this page was listed
+        report.tasks += 1
+        report.events += len(streams[task_id])
+        row = current.get(task_id)
+        if row is None or row_from_state(state_from_row(row)) != row_from_state(state):
+            differ[task_id] = state
+    if not differ:
+        return
+    await conn.execute(_LOCK, {"ids": list(differ)})
+    logged = set((await conn.scalars(_STILL_LOGGED, {"ids": list(differ)})).all())
+    for task_id in sorted(differ.keys() & logged):
+        report.changed += 1
+        await replace_task(conn, differ[task_id], only_if_newer=True)
+
+
+# Locks the rows before deleting anything, in task_id order like a rebuild's batch (two prunes,
+# or a prune and a rebuild, never wait on each other in a cycle). An append locks its task's row
+# before writing its event (infrastructure/task_log.py), so either the append commits first and
+# the prune, re-reading the row once it is free, deletes the whole stream with the new event, or
+# the prune commits first and the append finds the stream gone and fails with TaskNotFound: never
+# a stream without its TaskSubmitted, nor a row brought back.
+_PRUNABLE = sa.text(
+    "SELECT task_id FROM task_projection WHERE status IN ('completed', 'failed', 'cancelled')"
+    " AND finished_at < now() - make_interval(secs => :secs)"
+    " AND (CAST(:tenant AS text) IS NULL OR tenant = :tenant)"
+    " ORDER BY task_id FOR UPDATE"
+)
+
+
 async def prune_finished_tasks(
     engine: AsyncEngine, older_than: timedelta, *, tenant: str | None = None
 ) -> int:
     """Delete whole streams (and their rows) of tasks that finished before now - older_than;
     only `tenant`'s when given (an admin over HTTP prunes its own tenant)."""
     async with engine.begin() as conn:
-        ids = list(
-            (
-                await conn.scalars(
-                    sa.text(
-                        "SELECT task_id FROM task_projection WHERE status IN"
-                        " ('completed', 'failed', 'cancelled')"
-                        " AND finished_at < now() - make_interval(secs => :secs)"
-                        " AND (CAST(:tenant AS text) IS NULL OR tenant = :tenant)"
-                    ),
-                    {"secs": older_than.total_seconds(), "tenant": tenant},
-                )
-            ).all()
-        )
+        params = {"secs": older_than.total_seconds(), "tenant": tenant}
+        ids = list((await conn.scalars(_PRUNABLE, params)).all())
         await conn.execute(sa.text("DELETE FROM events WHERE stream_id = ANY(:ids)"), {"ids": ids})
         await conn.execute(
             sa.text("DELETE FROM task_projection WHERE task_id = ANY(:ids)"), {"ids": ids}

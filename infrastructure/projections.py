@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import TaskState
 
-_UPSERT = sa.text(
-    """
+_UPSERT_SQL = """
     INSERT INTO task_projection (
         task_id, tenant, kind, status, current_step, percent, verdict, score, confidence,
         reviewed_verdict, error, content_preview, submitted_at, finished_at, version, calls,
@@ -30,26 +29,51 @@ _UPSERT = sa.text(
         error = EXCLUDED.error, finished_at = EXCLUDED.finished_at,
         version = EXCLUDED.version, calls = EXCLUDED.calls,
         submitted_by = EXCLUDED.submitted_by, updated_at = now()
-    """
-)
+"""
+# The live path evolves the row it read, and tenant, kind, content_preview and submitted_at come
+# from TaskSubmitted alone: after version 1 they never change, so it leaves them (and `search`,
+# generated from content_preview) as they are.
+_UPSERT = sa.text(_UPSERT_SQL)
+# Writing a state folded from the stream, not from the row (a rebuild, a row found missing or
+# behind) must repair every column the fold gives, including those.
+_FROM_TASK_SUBMITTED = """,
+        tenant = EXCLUDED.tenant, kind = EXCLUDED.kind,
+        content_preview = EXCLUDED.content_preview, submitted_at = EXCLUDED.submitted_at
+"""
+_REPLACE = sa.text(_UPSERT_SQL + _FROM_TASK_SUBMITTED)
 # A rebuild must never replace a row that a live append has moved past meanwhile.
-_UPSERT_IF_NEWER = sa.text(_UPSERT.text + " WHERE task_projection.version <= EXCLUDED.version")
+_REPLACE_IF_NEWER = sa.text(
+    _UPSERT_SQL + _FROM_TASK_SUBMITTED + " WHERE task_projection.version <= EXCLUDED.version"
+)
 _SELECT = sa.text("SELECT * FROM task_projection WHERE task_id = :task_id")
+# Waits for a rebuild or a prune holding the row, then reads the row as they committed it (in
+# READ COMMITTED, a locking read returns the latest committed version, not the snapshot's).
+_SELECT_FOR_UPDATE = sa.text(_SELECT.text + " FOR UPDATE")
 
 
-async def load_task(conn: AsyncConnection, task_id: str) -> TaskState | None:
-    row = (await conn.execute(_SELECT, {"task_id": task_id})).mappings().first()
+async def load_task(
+    conn: AsyncConnection, task_id: str, *, for_update: bool = False
+) -> TaskState | None:
+    """The task's row; with `for_update`, locked until the end of the caller's transaction."""
+    query = _SELECT_FOR_UPDATE if for_update else _SELECT
+    row = (await conn.execute(query, {"task_id": task_id})).mappings().first()
     return None if row is None else state_from_row(row)
 
 
-async def save_task(
+async def save_task(conn: AsyncConnection, state: TaskState) -> None:
+    """Write a state evolved from the task's row: the columns events after the first change."""
+    await conn.execute(_UPSERT, row_from_state(state))
+
+
+async def replace_task(
     conn: AsyncConnection, state: TaskState, *, only_if_newer: bool = False
 ) -> None:
-    await conn.execute(_UPSERT_IF_NEWER if only_if_newer else _UPSERT, row_from_state(state))
+    """Write a state folded from the stream: every column. With `only_if_newer`, leave a row
+    that is already at a later version."""
+    await conn.execute(_REPLACE_IF_NEWER if only_if_newer else _REPLACE, row_from_state(state))
 
 
 def row_from_state(state: TaskState) -> dict[str, Any]:
-
     return {
         "task_id": state.task_id,
         "tenant": state.tenant,

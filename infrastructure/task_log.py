@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from domain.errors import ConcurrencyConflict, TaskNotFound
 from domain.log import NewEvent
 from domain.task import TaskState, fold
 from infrastructure import projections
@@ -18,20 +19,39 @@ class TaskLog:
     async def append(
         self, task_id: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
-        """Append and project atomically. Raises what `EventStore.append` raises."""
+        """Append and project atomically. Raises what `EventStore.append` raises, and
+        `TaskNotFound` when a stream expected at a version > 0 does not exist (never did, or
+        was pruned meanwhile)."""
         async with self.store.transaction() as conn:
-            result = await self.store.append(task_id, events, expected_version, conn=conn)
+            # Lock the row before appending: a rebuild or a prune holding it finishes first, and
+            # a locking read returns the row as they committed it, not as this transaction's
+            # snapshot saw it. After a rebuild, the new event is folded on the corrected row (a
+            # plain read folded it on the stale one and overwrote the correction); after a
+            # prune, the append's version guard finds the stream gone and inserts nothing. Both
+            # lock rows before touching events too: one lock order, no deadlock. A new stream
+            # has no row to lock.
+            state = None
+            if expected_version > 0:
+                state = await projections.load_task(conn, task_id, for_update=True)
+            try:
+                result = await self.store.append(task_id, events, expected_version, conn=conn)
+            except ConcurrencyConflict as conflict:
+                if expected_version > 0 and conflict.actual_version is None:
+                    raise TaskNotFound(task_id) from conflict
+                raise
             if not result.recorded:
                 return result  # an idempotent retry: the projection saw these already
-            state = await projections.load_task(conn, task_id)
-            if (state.version if state else 0) != expected_version:
+            from_row = state is not None and state.version == expected_version
+            if not from_row and expected_version > 0:
                 # The row is missing or behind (e.g. the table was emptied for a rebuild): fold
                 # the stream up to where this append started, then carry on.
-                earlier = await self.store.read_stream(task_id, limit=expected_version or None)
-                state = fold(earlier[:expected_version])
+                state = fold(await self.store.read_stream(task_id, limit=expected_version))
             state = fold(result.recorded, state)
             assert state is not None
-            await projections.save_task(conn, state)
+            if from_row:
+                await projections.save_task(conn, state)
+            else:  # folded from the stream: write every column, the row may be wrong in any
+                await projections.replace_task(conn, state)
         return result
 
     async def task(self, task_id: str) -> TaskState | None:
