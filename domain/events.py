@@ -72,6 +72,18 @@ class TaskSubmitted(DomainEvent):
     client_metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class AnalysisStarted(DomainEvent):
+    """A worker began a run of the analysis: the first, or a resume after a crash, a timeout or
+    an error. The log, not the queue, counts the runs: arq forgets a job's tries when it drops
+    the job and the sweep re-enqueues it, so these bound a task's runs (analysis_max_tries).
+    `step` and `percent` are where the task stood, so a client's progress never goes back."""
+
+    run: int = Field(ge=1)
+    max_runs: int = Field(ge=1)
+    step: str | None = None
+    percent: int = Field(default=0, ge=0, le=100)
+
+
 class EntitiesExtracted(DomainEvent):
     entities: tuple[Entity, ...] = ()
 
@@ -160,6 +172,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type_name: cls
     for cls in (
         TaskSubmitted,
+        AnalysisStarted,
         EntitiesExtracted,
         ToolCallStarted,
         ToolCallCompleted,

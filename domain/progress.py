@@ -95,6 +95,11 @@ def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
     match event:
         case ev.TaskSubmitted(kind=kind):
             return "entity_extraction", None, f"Received {kind}; extracting entities...", 0, False
+        case ev.AnalysisStarted(run=1, percent=percent):
+            return "entity_extraction", None, "Analysis started", percent, False
+        case ev.AnalysisStarted(run=run, max_runs=most, step=step, percent=percent):
+            text = f"Resuming the analysis (run {run} of {most})"
+            return step or "entity_extraction", None, text, percent, False
         case ev.EntitiesExtracted(entities=entities):
             kinds = sorted({e.kind for e in entities})
             found = f"Found {len(entities)} entities ({', '.join(kinds)})" if entities else ""

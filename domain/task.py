@@ -105,6 +105,8 @@ def evolve(state: TaskState | None, recorded: RecordedEvent) -> TaskState:
 
 def _evolve_running(state: TaskState, event: ev.DomainEvent, recorded: RecordedEvent) -> TaskState:
     match event:
+        case ev.AnalysisStarted():  # a worker has it; the step and percent stay where they were
+            return replace(state, status="running")
         case ev.EntitiesExtracted():
             return _at_step(state, "entity_extraction")
         case ev.ToolCallStarted(call_id=call_id, step=step):

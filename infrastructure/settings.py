@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,8 +57,11 @@ class Settings(BaseSettings):
     # Tool calls of one task in flight at once (spares external APIs a burst per task).
     tool_concurrency: int = Field(default=8, ge=1, le=64)
     tool_retry_backoff_s: float = Field(default=0.25, ge=0, le=30)
-    # A whole analysis job; a worker killed mid-job is replaced after this plus 10 s (arq).
+    # A whole analysis job; a worker killed mid-job is replaced after this plus 10 s (arq). A run
+    # stops itself a little earlier (`analysis_run_s`), so that its outcome is recorded.
     analysis_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    # Runs of one task's analysis in all, across crashes, timeouts, retries and sweeps (counted
+    # in the log); then the task fails.
     analysis_max_tries: int = Field(default=5, ge=1, le=50)
     # Analyses one worker process runs at once (they mostly wait on tools and the database).
     worker_concurrency: int = Field(default=10, ge=1, le=200)
@@ -111,6 +116,31 @@ class Settings(BaseSettings):
     @classmethod
     def _use_asyncpg(cls, url: str) -> str:
         return async_database_url(url)
+
+    @property
+    def analysis_run_s(self) -> float:
+        """How long one run of an analysis may take: arq's job timeout less a margin (a tenth,
+        at most 5 s) in which the run records its outcome — a retry, or TaskFailed — before arq
+        cancels the job and drops it without a trace."""
+        return self.analysis_timeout_s - min(5.0, self.analysis_timeout_s / 10)
+
+    @model_validator(mode="after")
+    def _a_run_has_room(self) -> Self:
+        # One tool attempt and the reasoning must fit in a run, or no run could ever finish.
+        # Retries need not fit: a run that times out is resumed where it stopped.
+        needed = self.tool_timeout_s + (self.llm_timeout_s if self.llm_base_url else 0.0)
+        if needed >= self.analysis_run_s:
+            llm = f" + llm_timeout_s ({self.llm_timeout_s:g} s)" if self.llm_base_url else ""
+            lower = "SCAMTRAIL_TOOL_TIMEOUT_S" + (
+                " or SCAMTRAIL_LLM_TIMEOUT_S" if self.llm_base_url else ""
+            )
+            raise ValueError(
+                f"analysis_timeout_s ({self.analysis_timeout_s:g} s) leaves no room for "
+                f"tool_timeout_s ({self.tool_timeout_s:g} s){llm}: one run of an analysis gets "
+                f"{self.analysis_run_s:g} s, and one tool call and the reasoning must fit in it. "
+                f"Raise SCAMTRAIL_ANALYSIS_TIMEOUT_S or lower {lower}."
+            )
+        return self
 
 
 def async_database_url(url: str) -> str:

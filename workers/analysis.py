@@ -16,11 +16,11 @@ from domain.extraction import extract_entities
 from domain.log import RecordedEvent
 from domain.planning import PlannedCall, plan_tool_calls
 from domain.reasoning import has_evidence, reason
-from domain.task import fold
+from domain.task import TaskState, fold
 from domain.tools import Tool
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
-from workers.task_writer import ProgressPublisher, TaskWasCancelled, TaskWriter
+from workers.task_writer import ProgressPublisher, TaskGone, TaskWasCancelled, TaskWriter
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,53 @@ async def run_analysis(agent: Agent, task_id: str) -> str:
         return "unknown"
     if state.finished:
         return state.status
-    writer = TaskWriter(agent.log, stream)
+    writer, gone = TaskWriter(agent.log, stream), False
     try:
-        await _analyse(agent, writer)
+        if await _start_run(agent, writer, state):
+            await _analyse(agent, writer)
+    except* TaskGone:  # before TaskWasCancelled, which it is a kind of; once for all calls
+        log.warning("analysis of %s stopped: the task is gone (pruned)", task_id)
+        gone = True
     except* TaskWasCancelled:  # from any of the concurrent tool calls, or between steps
         log.info("analysis of %s stopped: the task ended elsewhere (cancelled)", task_id)
+    if gone:
+        return "gone"
     final = fold(writer.stream)
     assert final is not None
     return final.status
+
+
+def recorded_runs(stream: Sequence[RecordedEvent]) -> int:
+    """How many runs of the analysis have started: the log's count, whatever arq remembers."""
+    return sum(isinstance(r.event, ev.AnalysisStarted) for r in stream)
+
+
+async def _start_run(agent: Agent, writer: TaskWriter, state: TaskState) -> bool:
+    """Record the start of one more run, or fail the task if it had all its runs (each crashed,
+    timed out or failed: nothing else leaves a task unfinished); False then."""
+    runs, most = recorded_runs(writer.stream), agent.settings.analysis_max_tries
+    if runs >= most:
+        log.error(
+            "analysis of %s started %d times, never finished: failing it", writer.task_id, runs
+        )
+        await writer.append(ev.TaskFailed(error=runs_exhausted(runs, most)))
+        return False
+    await writer.append(
+        ev.AnalysisStarted(
+            run=runs + 1, max_runs=most, step=state.current_step, percent=state.percent
+        )
+    )
+    return True
+
+
+def runs_exhausted(runs: int, most: int, last: str = "") -> str:
+    """TaskFailed's message once a task has had its analysis_max_tries runs."""
+    how = last or "each one crashed, ran out of time or failed on an internal error"
+    return (
+        f"The analysis was started {runs} times (analysis_max_tries is {most}) and never "
+        f"finished: {how}. The worker's log has the details; resubmit the message once the "
+        "cause is fixed."
+    )
 
 
 async def _analyse(agent: Agent, writer: TaskWriter) -> None:
@@ -128,8 +167,22 @@ async def _call_tool(agent: Agent, writer: TaskWriter, call: PlannedCall, tried:
     started before a crash (`tried` > 0) continues its attempt count."""
     settings = agent.settings
     tool = agent.tools.get(call.tool)
-    # tool_max_attempts in all across runs; an attempt a crash interrupted still gets one more.
-    first, last = tried + 1, tried + max(1, settings.tool_max_attempts - tried)
+    # tool_max_attempts in all, across runs: an attempt that a crash or a run's timeout cut
+    # short counts (else each resumed run would make one more, without end).
+    first, last = tried + 1, settings.tool_max_attempts
+    if first > last:
+        await writer.append(
+            ev.ToolCallFailed(
+                call_id=call.call_id,
+                tool=call.tool,
+                step=call.step,
+                error=f"attempt {tried} never finished (the run making it crashed or ran out of "
+                f"time), and {last} attempts in all are allowed (tool_max_attempts)",
+                attempt=tried,
+                will_retry=False,
+            )
+        )
+        return
     for attempt in range(first, last + 1):
         await writer.append(
             ev.ToolCallStarted(

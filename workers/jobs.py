@@ -3,6 +3,7 @@ shutdown), and settings are built by the caller, never at import time."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -22,7 +23,7 @@ from infrastructure.event_store import EventStore
 from infrastructure.outage import Backoff
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
-from workers.analysis import Agent, run_analysis
+from workers.analysis import Agent, recorded_runs, run_analysis, runs_exhausted
 from workers.task_writer import TaskWasCancelled, TaskWriter
 from workers.toolbox import build_toolbox
 
@@ -31,31 +32,44 @@ log = logging.getLogger(__name__)
 
 async def analyze_task(ctx: dict[str, Any], task_id: str) -> str:
     agent: Agent = ctx["agent"]
+    # Our own deadline, a little before arq's: arq would cancel the job and drop it without a
+    # retry, and without a word in the log; the sweep would then start it again, for ever.
+    deadline = asyncio.timeout(agent.settings.analysis_run_s)
     try:
-        return await run_analysis(agent, task_id)
-    except Exception:
+        async with deadline:
+            return await run_analysis(agent, task_id)
+    except Exception as error:
         tries = int(ctx.get("job_try", 1))
-        if tries < agent.settings.analysis_max_tries:
-            log.exception("analysis of %s failed (try %d); retrying", task_id, tries)
-            raise Retry(defer=min(2**tries, 30)) from None
-        log.exception("analysis of %s failed %d times; failing the task", task_id, tries)
-        await _fail(agent, task_id, tries)
-        return "failed"
+        if deadline.expired():
+            timeout = agent.settings.analysis_timeout_s
+            how = f"the last one ran out of time (analysis_timeout_s is {timeout:g} s)"
+            log.warning("analysis of %s ran out of time (try %d)", task_id, tries)
+        else:
+            how = f"the last one failed on an internal error ({type(error).__name__})"
+            log.exception("analysis of %s failed (try %d)", task_id, tries)
+        return await _retry_or_fail(agent, task_id, how)
 
 
-async def _fail(agent: Agent, task_id: str, tries: int) -> None:
-    stream = await agent.log.store.read_stream(task_id)
+async def _retry_or_fail(agent: Agent, task_id: str, how: str) -> str:
+    """Retry the run later while the task has runs left (the log counts them, see
+    `run_analysis`), else fail the task, saying why."""
+    try:
+        stream = await agent.log.store.read_stream(task_id)
+    except Exception:  # the database too: try later (arq fails a job on any other exception)
+        log.exception("analysis of %s: cannot read its log; retrying later", task_id)
+        raise Retry(defer=30) from None
     state = fold(stream)
-    if state is None or state.finished:
-        return  # e.g. TaskCompleted did commit but its acknowledgement was lost
-    # If it ends some other way meanwhile (cancelled), there is nothing to add.
+    if state is None or state.finished:  # e.g. TaskCompleted committed, its acknowledgement lost
+        return "unknown" if state is None else state.status
+    runs, most = recorded_runs(stream), agent.settings.analysis_max_tries
+    if runs < most:
+        raise Retry(defer=min(2**runs, 30))
+    # If it ends some other way meanwhile (cancelled, pruned), there is nothing to add.
     with contextlib.suppress(TaskWasCancelled):
         await TaskWriter(agent.log, stream).append(
-            ev.TaskFailed(
-                error=f"The analysis failed {tries} times on an internal error; the worker's "
-                "log has the details. Resubmit the message once the cause is fixed."
-            )
+            ev.TaskFailed(error=runs_exhausted(runs, most, how))
         )
+    return "failed"
 
 
 # Unfinished tasks that have been quiet longer than this were probably lost (Redis flushed, an
@@ -101,7 +115,11 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 analyze_task,
                 name=ANALYZE,
                 timeout=settings.analysis_timeout_s,
-                max_tries=settings.analysis_max_tries,
+                # The log bounds the runs (analysis_max_tries); arq's count restarts whenever the
+                # sweep re-enqueues a job. One try more than that, so that the try after the
+                # last run's crash is ours (it fails the task, saying why), not arq's "max
+                # retries exceeded", which drops the job silently.
+                max_tries=settings.analysis_max_tries + 1,
                 keep_result=0,  # a kept result would block re-enqueueing the same job id
             )
         ],
@@ -124,6 +142,9 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
         max_jobs=settings.worker_concurrency,
         poll_delay=settings.worker_poll_s,
         handle_signals=handle_signals,
+        # arq keeps the result of a job it drops (max retries exceeded) for keep_result, an hour
+        # by default: the sweep could not re-enqueue the task meanwhile.
+        keep_result=0,
     )
 
 

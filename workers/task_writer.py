@@ -8,13 +8,24 @@ import uuid
 from collections.abc import Sequence
 
 from domain import events as ev
-from domain.errors import ConcurrencyConflict
+from domain.errors import ConcurrencyConflict, TaskNotFound
 from domain.log import EventMetadata, NewEvent, RecordedEvent
 from infrastructure.task_log import TaskLog
+
+# A conflict that reading the stream does not explain (nothing new, and the stream still there)
+# should not happen; if it does, retry a few times with backoff, then raise the conflict (the
+# job's retry path) rather than spin until arq's timeout.
+_UNEXPLAINED_CONFLICTS = 5
+_CONFLICT_BACKOFF_S = 0.05
 
 
 class TaskWasCancelled(Exception):
     """Someone appended TaskCancelled: stop before the next step."""
+
+
+class TaskGone(TaskWasCancelled):
+    """The task's stream is gone or shorter than this writer saw it (pruned after it was
+    cancelled or finished): stop, there is nothing left to append to."""
 
 
 class TaskWriter:
@@ -43,11 +54,18 @@ class TaskWriter:
         try again — unless one of those events cancelled or finished the task."""
         batch = [NewEvent(e, self._metadata, uuid.uuid4()) for e in events]
         async with self._lock:
+            unexplained = 0
             while True:
                 try:
                     result = await self._log.append(self.task_id, batch, self.version)
-                except ConcurrencyConflict:
-                    await self._catch_up()
+                except TaskNotFound:
+                    raise TaskGone(f"task {self.task_id} is gone (pruned)") from None
+                except ConcurrencyConflict as conflict:
+                    if await self._catch_up():
+                        continue
+                    unexplained += 1
+                    await self._check_still_there(conflict, unexplained)
+                    await asyncio.sleep(_CONFLICT_BACKOFF_S * 2 ** (unexplained - 1))
                     continue
                 self.stream.extend(result.recorded)
                 return list(result.recorded)
@@ -57,12 +75,22 @@ class TaskWriter:
         async with self._lock:
             await self._catch_up()
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self) -> bool:
+        """Read what others appended; False when there was nothing."""
         newer = await self._log.store.read_stream(self.task_id, after_version=self.version)
         self.stream.extend(newer)
         for recorded in newer:
             if isinstance(recorded.event, ev.TaskCancelled | ev.TaskCompleted | ev.TaskFailed):
                 raise TaskWasCancelled(f"task {self.task_id} ended elsewhere: {recorded.type}")
+        return bool(newer)
+
+    async def _check_still_there(self, conflict: ConcurrencyConflict, unexplained: int) -> None:
+        """After a conflict that catching up did not explain: `TaskGone` if the stream is gone or
+        shorter than seen (retrying could never succeed), the conflict itself past a few tries."""
+        if await self._log.store.stream_version(self.task_id) < self.version:
+            raise TaskGone(f"task {self.task_id} is gone (pruned, or its stream was cut short)")
+        if unexplained >= _UNEXPLAINED_CONFLICTS:
+            raise conflict
 
 
 class ProgressPublisher:

@@ -117,7 +117,7 @@ async def test_a_real_worker_analyses_a_submission_end_to_end(
     assert (task["status"], task["verdict"], task["percent"]) == ("completed", expected, 100)
     stream = await store.read_stream(task_id)
     types = [r.type for r in stream]
-    assert types[:2] == ["TaskSubmitted", "EntitiesExtracted"]
+    assert types[:3] == ["TaskSubmitted", "AnalysisStarted", "EntitiesExtracted"]
     assert types[-2:] == ["VerdictReached", "TaskCompleted"]
     assert [r.version for r in stream] == list(range(1, len(stream) + 1))
     assert assert_evidence_is_real(stream).verdict == expected
@@ -158,6 +158,7 @@ async def test_a_killed_worker_resumes_and_never_repeats_a_completed_tool_call(
         "tool_latency_s": 0.4,
         "tool_concurrency": 1,
         "analysis_timeout_s": 8,
+        "tool_timeout_s": 2,  # one tool call must fit in a run of the analysis (settings)
         "tool_call_ledger": ledger,
     }
     first = workers(**slow)

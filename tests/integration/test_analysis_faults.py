@@ -127,5 +127,5 @@ async def test_a_run_resumed_after_the_verdict_only_completes(
 
     assert await run_analysis(agent, task_id) == "completed"
     stream = await store.read_stream(task_id)
-    assert [r.type for r in stream[4:]] == ["TaskCompleted"]
+    assert [r.type for r in stream[4:]] == ["AnalysisStarted", "TaskCompleted"]
     assert raises.calls == 0, "no tool is called again once the verdict is recorded"

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.unit
 
 def test_every_event_in_the_catalogue_is_registered_under_its_class_name() -> None:
     expected = {
-        "TaskSubmitted", "EntitiesExtracted", "ToolCallStarted", "ToolCallCompleted",
+        "TaskSubmitted", "AnalysisStarted", "EntitiesExtracted", "ToolCallStarted",
+        "ToolCallCompleted",
         "ToolCallFailed", "ProgressReported", "VerdictReached", "TaskCompleted", "TaskFailed",
         "TaskCancelled", "VerdictReviewed",
     }  # fmt: skip
