@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # permessage-deflate costs ~300 KB of zlib state per socket; progress messages are small.
     ws_per_message_deflate: bool = False
     ws_max_tasks: int = Field(default=100, ge=1)  # task ids one multi-task socket may follow
+    # A send that waits longer than this means the client stopped reading (its TCP window is
+    # shut): the socket is given up, and what it held (queue, subscription, the user's socket
+    # slot) is freed.
+    ws_send_timeout_s: float = Field(default=30.0, gt=0)
 
     # The relay (PostgreSQL -> Redis Pub/Sub). See infrastructure/relay.py for the poll interval.
     relay_name: str = "relay"

@@ -188,7 +188,13 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
     metrics.open_sockets.labels("ws").inc()
     opened = time.monotonic()
     stream = progress_stream(services.store, services.hub, services.settings, metrics, follow)
-    pump = asyncio.create_task(_pump(websocket, stream, metrics))
+    send_timeout = services.settings.ws_send_timeout_s
+    pump = asyncio.create_task(_pump(websocket, stream, metrics, send_timeout))
+    handler = asyncio.current_task()
+    assert handler is not None
+    # A client that stopped reading leaves the pump stuck in a send and the loop below waiting
+    # for a frame that never comes: the pump gives up, and this handler is woken to end.
+    pump.add_done_callback(lambda done: _stalled(done) and handler.cancel())
     expiry = _ExpiryClose(websocket, caller, pump)
     try:
         # The client's side of the socket: we only wait for it to leave. When it does (or after
@@ -197,6 +203,15 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
             pass
     except (WebSocketDisconnect, RuntimeError) as error:
         log.info("progress socket %s: receive ended: %r", follow.task_ids, error)
+    except asyncio.CancelledError:
+        if not _stalled(pump):
+            raise
+        handler.uncancel()
+        log.warning(
+            "progress socket %s: the client read nothing for %g s; socket given up",
+            follow.task_ids,
+            send_timeout,
+        )
     finally:
         await expiry.disarm()
         pump.cancel()
@@ -216,7 +231,9 @@ class _ExpiryClose:
     that no message races the close frame. A timer until then, not a task per socket: a task
     (and its sleeping coroutine) is about 1 KB, times thousands of idle sockets."""
 
-    def __init__(self, websocket: WebSocket, caller: Caller, pump: asyncio.Task[None]) -> None:
+    def __init__(
+        self, websocket: WebSocket, caller: Caller, pump: asyncio.Task[str | None]
+    ) -> None:
         self._websocket, self._pump = websocket, pump
         self._closing: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -243,27 +260,47 @@ class _ExpiryClose:
                 await self._closing
 
 
+_STALLED = "stalled"
+
+
+def _stalled(pump: asyncio.Task[str | None]) -> bool:
+    return (
+        pump.done()
+        and not pump.cancelled()
+        and pump.exception() is None
+        and (pump.result() == _STALLED)
+    )
+
+
 async def _pump(
-    websocket: WebSocket, stream: AsyncGenerator[Outgoing | Close, None], metrics: StreamMetrics
-) -> None:
+    websocket: WebSocket,
+    stream: AsyncGenerator[Outgoing | Close, None],
+    metrics: StreamMetrics,
+    send_timeout: float,
+) -> str | None:
     """Send what the delivery loop yields. A failed send means the client is gone (the receive
     loop notices and cleans up); a failure of the loop itself closes the socket with a code the
     client can act on: 1013 "try again later" when PostgreSQL is unreachable, 1011 for a bug.
     Either way the client reconnects with `after=<seq>` and loses nothing. (Once, a database
-    error was taken for a client gone and the socket stayed open with nothing ever sent.)"""
+    error was taken for a client gone and the socket stayed open with nothing ever sent.) A
+    send that waits past `send_timeout` returns _STALLED: the client stopped reading."""
     sent = metrics.messages_sent.labels("ws")
     try:
         async with aclosing(stream) as items:
             async for item in items:
                 if isinstance(item, Close):
                     await _close(websocket, item.code, item.reason)
-                    return
+                    return None
                 try:
-                    await websocket.send_text(item.text)
+                    async with asyncio.timeout(send_timeout):
+                        await websocket.send_text(item.text)
+                except TimeoutError:
+                    metrics.connection_errors.labels("stalled").inc()
+                    return _STALLED
                 except (WebSocketDisconnect, OSError, RuntimeError) as error:
                     metrics.connection_errors.labels("send").inc()
                     log.info("progress socket: send failed, client gone: %r", error)
-                    return
+                    return None
                 sent.inc()
     except POSTGRES_ERRORS as error:
         metrics.connection_errors.labels("database").inc()
@@ -273,6 +310,7 @@ async def _pump(
         metrics.connection_errors.labels("server").inc()
         log.exception("progress socket: delivery failed")
         await _close(websocket, 1011, "server error")
+    return None
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

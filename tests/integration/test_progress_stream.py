@@ -203,7 +203,7 @@ async def test_a_database_outage_closes_the_socket_with_1013(settings: Settings)
     socket = FakeSocket()
     stream = progress_stream(store, hub, nowhere, StreamMetrics(), Follow(["t"]))
     try:
-        await asyncio.wait_for(_pump(socket, stream, StreamMetrics()), 20)  # type: ignore[arg-type]
+        await asyncio.wait_for(_pump(socket, stream, StreamMetrics(), 5), 20)  # type: ignore[arg-type]
     finally:
         await engine.dispose()
     assert [m["step"] for m in socket.sent] == ["connected"]
@@ -221,7 +221,7 @@ async def test_a_token_already_expired_closes_at_once_with_4401(
     caller = Caller("t", "user:x", frozenset({"analyst"}), expires_at=datetime.now(UTC))
     socket = FakeSocket()
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
-    pump = asyncio.create_task(_pump(socket, stream, StreamMetrics()))  # type: ignore[arg-type]
+    pump = asyncio.create_task(_pump(socket, stream, StreamMetrics(), 5))  # type: ignore[arg-type]
     expiry = _ExpiryClose(socket, caller, pump)  # type: ignore[arg-type]
     try:
         await asyncio.sleep(0.5)
