@@ -165,11 +165,17 @@ def _patterns() -> dict[str, re.Pattern[str]]:
 
 
 @cache
-def _brand_pattern() -> tuple[re.Pattern[str], dict[str, Brand]]:
+def _brand_pattern() -> tuple[re.Pattern[str], dict[str, tuple[str, Brand]]]:
+    """One pattern for every brand mention, with one named group per mention.
+
+    A case-insensitive match can differ from the mention by more than ASCII case ("usps" written
+    with a long s, "ICLOUD" with a dotted capital I), and such text names the brand all the same,
+    so the brand is found by the group that matched, never by looking the matched text up."""
     by_mention = {m: brand for brand in BRANDS for m in brand.mentions}
     ordered = sorted(by_mention, key=len, reverse=True)
-    alternatives = "|".join(re.escape(m) for m in ordered)
-    return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w@])", re.IGNORECASE), by_mention
+    groups = {f"m{index}": (mention, by_mention[mention]) for index, mention in enumerate(ordered)}
+    alternatives = "|".join(f"(?P<{name}>{re.escape(m)})" for name, (m, _) in groups.items())
+    return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w@])", re.IGNORECASE), groups
 
 
 def text_signals(
@@ -209,14 +215,14 @@ def _impersonation(
 ) -> tuple[str, list[str], dict[str, Any]] | None:
     """A named brand is impersonated when the message sends you to a domain that brand does not
     own, or asks for money or credentials without pointing at the brand's own site."""
-    pattern, by_mention = _brand_pattern()
+    pattern, groups = _brand_pattern()
     registered = {
         str(e.details.get("registered_domain", "")) for e in entities if e.kind == "domain"
     }
     for match in pattern.finditer(text):
-        brand = by_mention[match.group(0).lower()]
+        mention, brand = groups[str(match.lastgroup)]
         own = registered & brand.domains
         foreign = registered - brand.domains
         if foreign or (requests and not own):
-            return "impersonated_brand", [match.group(0).lower()], {"brand": brand.name}
+            return "impersonated_brand", [mention], {"brand": brand.name}
     return None

@@ -7,6 +7,7 @@ lookup. The tables are in migrations/versions/0002_indicators_and_reports.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, get_args
@@ -23,6 +24,7 @@ from domain.progress import iso_timestamp
 IndicatorKind = Literal["phone", "domain", "email", "url"]
 INDICATOR_KINDS: tuple[IndicatorKind, ...] = get_args(IndicatorKind)
 
+MAX_REPORT_COUNT = 2**31 - 1  # report_count is an integer column
 _COLUMNS = "id, kind, value, category, report_count, first_seen, last_seen, source"
 
 
@@ -32,6 +34,7 @@ def normalise_indicator(kind: str, value: str, *, region: str = "US") -> str:
     text = value.strip()
     if not text:
         raise ValueError(f"empty {kind} value")
+    _check_text(text)
     if kind == "phone":
         return _phone(text, region)
     if kind == "domain":
@@ -49,6 +52,12 @@ def normalise_indicator(kind: str, value: str, *, region: str = "US") -> str:
     raise ValueError(f"unknown indicator kind {kind!r}; expected one of {expected}")
 
 
+def _check_text(text: str) -> None:
+    # PostgreSQL text holds neither U+0000 nor a lone surrogate (UTF-8 cannot encode one).
+    if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
+        raise ValueError(f"not an indicator: {text!r} holds U+0000 or a lone surrogate")
+
+
 def _phone(text: str, region: str) -> str:
     try:
         number = phonenumbers.parse(text, region)
@@ -59,26 +68,80 @@ def _phone(text: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# An ASCII label as host names really use it: DNS allows "_" (log_in.example.top resolves), so
+# the extractor takes it, and a lookup must too; only IDNA2008 forbids it.
+_ASCII_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
 def _domain(text: str) -> str:
+    """The stored form of a host name: lowercase Unicode, without "www.". Only non-ASCII and
+    punycode (xn--) labels go through IDNA; an ASCII label needs only to be a DNS label."""
+    host = _host_text(text)
+    try:
+        # UTS 46 mapping (fullwidth dots, long s, Kelvin sign); "_" passes (std3 rules off).
+        mapped = host if host.isascii() else idna.uts46_remap(host, std3_rules=False)
+    except idna.IDNAError as error:
+        raise ValueError(f"not a domain name: {text!r} ({error})") from None
+    labels = [_label(label, text) for label in mapped.split(".")]
+    if len(labels) < 2:
+        raise ValueError(f"not a domain name: {text!r} (no top-level domain)")
+    if sum(len(ascii_form) + 1 for _, ascii_form in labels) > 254:
+        raise ValueError(f"not a domain name: {text!r} (longer than 253 characters)")
+    return ".".join(unicode_form for unicode_form, _ in labels)
+
+
+def _host_text(text: str) -> str:
     host = (urlsplit(text).hostname or "") if "://" in text else text
-    host = host.lower().rstrip(".")
-    host = host.removeprefix("www.")
+    return host.lower().rstrip(".").removeprefix("www.")
+
+
+def _label(label: str, text: str) -> tuple[str, str]:
+    """(Unicode form, ASCII form) of one label; ValueError if it is not one."""
+    if label.isascii() and not label.startswith("xn--"):
+        if not _ASCII_LABEL.fullmatch(label):
+            raise ValueError(f"not a domain name: {text!r} (label {label!r})")
+        return label, label
     try:
         # Unicode, as domain.extraction writes it; a punycode (xn--) spelling is decoded, so a
         # homoglyph domain matches however it was written.
-        unicode_host = idna.decode(idna.encode(host, uts46=True))
-    except idna.IDNAError as error:
+        ascii_form = idna.alabel(label).decode("ascii")
+        return idna.ulabel(ascii_form), ascii_form
+    except (idna.IDNAError, UnicodeError) as error:
         raise ValueError(f"not a domain name: {text!r} ({error})") from None
-    if "." not in unicode_host:
-        raise ValueError(f"not a domain name: {text!r} (no top-level domain)")
-    return unicode_host
 
 
 def _url_host(text: str) -> str:
+    return _domain(_url_hostname(text))
+
+
+def _url_hostname(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {text!r}")
-    return _domain(parts.hostname)
+    return parts.hostname
+
+
+def _lookup_domains(host: str) -> list[str]:
+    """What a lookup of `host` compares with stored domains: `host` and its parents down to the
+    registered domain (domain_candidates), each in normal form. A label IDNA refuses in the
+    subdomain (a Cyrillic label with "_") leaves out only the names holding it, so a known
+    registered domain is still found. ValueError if not even the registered domain is one."""
+    try:
+        return domain_candidates(_domain(host))
+    except ValueError:
+        if not (raw := _host_text(host)):
+            raise
+    found: list[str] = []
+    for candidate in domain_candidates(raw):
+        try:
+            normal = _domain(candidate)
+        except ValueError:
+            continue
+        if normal not in found:
+            found.append(normal)
+    if not found:
+        _domain(host)  # raises, with the reason
+    return found
 
 
 def domain_candidates(host: str) -> list[str]:
@@ -132,14 +195,15 @@ _LOOKUP = sa.text(
 )
 
 # Re-adding a known indicator is one more report of it: counts add up, the seen window widens,
-# and the newest category wins (an analyst's correction).
+# and the newest category wins (an analyst's correction). The count stops at the column's
+# maximum rather than fail the upsert.
 _UPSERT = sa.text(
     "INSERT INTO scam_indicators AS i"
     "  (kind, value, category, report_count, first_seen, last_seen, source)"
     " VALUES (:kind, :value, :category, :count,"
     "         coalesce(:seen, now()), coalesce(:seen, now()), :source)"
     " ON CONFLICT (kind, value) DO UPDATE SET"
-    "  report_count = i.report_count + EXCLUDED.report_count,"
+    "  report_count = least(CAST(i.report_count AS bigint) + EXCLUDED.report_count, :max_count),"
     "  first_seen = least(i.first_seen, EXCLUDED.first_seen),"
     "  last_seen = greatest(i.last_seen, EXCLUDED.last_seen),"
     "  category = EXCLUDED.category"
@@ -183,12 +247,17 @@ class IndicatorRepository:
         """Known indicators matching `value`, most specific first. A domain matches itself and
         any parent down to its registered domain; a URL matches itself or its host as a domain.
         ValueError if `value` is not a `kind`."""
-        normalised = normalise_indicator(kind, value)
+        text = value.strip()
+        _check_text(text)
         domains: list[str] = []
         if kind == "domain":
-            domains = domain_candidates(normalised)
+            domains = _lookup_domains(text)
+            normalised = domains[0]
         elif kind == "url":
-            domains = domain_candidates(_url_host(normalised))
+            normalised = text  # a URL's normal form is the URL as given
+            domains = _lookup_domains(_url_hostname(text))
+        else:
+            normalised = normalise_indicator(kind, text)
         params = {"kind": kind, "value": normalised, "domains": domains}
         async with self._engine.connect() as conn:
             rows = (await conn.execute(_LOOKUP, params)).all()
@@ -206,8 +275,8 @@ class IndicatorRepository:
     ) -> Indicator:
         """Record `report_count` more reports of an indicator (an upsert). ValueError if `value`
         is not a `kind`."""
-        if report_count < 0:
-            raise ValueError("report_count must be >= 0")
+        if not 0 <= report_count <= MAX_REPORT_COUNT:
+            raise ValueError(f"report_count must be from 0 to {MAX_REPORT_COUNT}")
         params = {
             "kind": kind,
             "value": normalise_indicator(kind, value),
@@ -215,6 +284,7 @@ class IndicatorRepository:
             "count": report_count,
             "seen": seen_at,
             "source": source,
+            "max_count": MAX_REPORT_COUNT,
         }
         async with self._engine.begin() as conn:
             row = (await conn.execute(_UPSERT, params)).one()

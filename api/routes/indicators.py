@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from api.caller import ROLES, Caller, require
+from api.schemas import storable
 from api.services import Services, services
 from infrastructure.indicators import IndicatorKind, IndicatorRepository, normalise_indicator
 
@@ -23,6 +24,9 @@ class NewIndicator(BaseModel):
     )
     report_count: int = Field(default=1, ge=1, le=1_000_000, description="Reports to add.")
     source: str = Field(default="analyst", min_length=1, max_length=100)
+
+    # Before normalising: PostgreSQL cannot store a NUL or a lone surrogate (a 422, not a 500).
+    _storable = field_validator("value", "source")(storable)
 
     @field_validator("value")
     @classmethod
