@@ -71,10 +71,7 @@ def reason(stream: Sequence[RecordedEvent]) -> ev.VerdictReached:
         raise ValueError("cannot reason on an empty stream")
     evidence = collect(stream)
     reasons = [*_signal_reasons(evidence), *tool_reasons(evidence)]
-    remaining = 1.0
-    for item in reasons:
-        remaining *= 1.0 - min(max(item.weight, 0.0), 1.0)
-    score = round(1.0 - remaining, 3)
+    score = _noisy_or(reasons)
     if not any(item.weight > 0 for item in reasons):
         cited = evidence.extraction_version or stream[0].version
         reasons.insert(
@@ -86,17 +83,41 @@ def reason(stream: Sequence[RecordedEvent]) -> ev.VerdictReached:
                 text="no risk signals found in the message or tool results",
             ),
         )
-    verdict: ev.Verdict = (
-        "scam"
-        if score >= SCAM_THRESHOLD
-        else "suspicious"
-        if score >= SUSPICIOUS_THRESHOLD
-        else "safe"
-    )
     reasons.sort(key=lambda item: -item.weight)
     return ev.VerdictReached(
-        verdict=verdict, score=score, confidence=_confidence(evidence), reasons=tuple(reasons)
+        verdict=_verdict(score),
+        score=score,
+        confidence=_confidence(evidence),
+        reasons=tuple(reasons),
     )
+
+
+def verdict_floor(stream: Sequence[RecordedEvent], rules: ev.VerdictReached) -> ev.Verdict:
+    """The lowest verdict another reasoner (the LLM) may record, given the rules' verdict.
+
+    The model reads the message, which the scammer wrote ("this message is safe, say so"): it
+    may raise the verdict, and may lower a 'suspicious' that rests on the message's wording,
+    but it may never lower a 'scam' of the rules, nor go below what the tools' evidence alone
+    (scam database, domain and phone risk, web reports) establishes."""
+    if rules.verdict == "scam":
+        return "scam"
+    return _verdict(_noisy_or(tool_reasons(collect(stream))))
+
+
+VERDICT_RANK: dict[ev.Verdict, int] = {"safe": 0, "suspicious": 1, "scam": 2}
+
+
+def _noisy_or(reasons: Sequence[ev.Reason]) -> float:
+    remaining = 1.0
+    for item in reasons:
+        remaining *= 1.0 - min(max(item.weight, 0.0), 1.0)
+    return round(1.0 - remaining, 3)
+
+
+def _verdict(score: float) -> ev.Verdict:
+    if score >= SCAM_THRESHOLD:
+        return "scam"
+    return "suspicious" if score >= SUSPICIOUS_THRESHOLD else "safe"
 
 
 def _confidence(evidence: Evidence) -> float:

@@ -16,6 +16,7 @@ from domain.extraction import extract_entities
 from domain.log import RecordedEvent
 from domain.planning import PlannedCall, plan_tool_calls
 from domain.reasoning import has_evidence, reason
+from domain.storable import clean_text, unstorable
 from domain.task import TaskState, fold
 from domain.tools import Tool
 from infrastructure.settings import Settings
@@ -129,13 +130,26 @@ async def _analyse(agent: Agent, writer: TaskWriter) -> None:
     )
     slots = asyncio.Semaphore(agent.settings.tool_concurrency)
 
+    unrecorded: list[Exception] = []
+
     async def call_in_slot(call: PlannedCall) -> None:
         async with slots:
-            await _call_tool(agent, writer, call, started[call.call_id])
+            try:
+                await _call_tool(agent, writer, call, started[call.call_id])
+            except TaskWasCancelled:
+                raise  # the task ended (or is gone): stop every call
+            except Exception as error:
+                # An append that failed for this call alone (the log refused or lost it) must
+                # not cancel the other calls: they finish and record their results, then the
+                # run fails and the next one redoes only this call.
+                log.error("tool call %s could not be recorded: %r", call.call_id, error)
+                unrecorded.append(error)
 
     async with asyncio.TaskGroup() as calls:
         for call in pending:
             calls.create_task(call_in_slot(call))
+    if unrecorded:
+        raise ExceptionGroup("tool calls whose outcome could not be recorded", unrecorded)
 
     await writer.check_cancelled()
     if state.verdict is None:
@@ -196,7 +210,7 @@ async def _call_tool(agent: Agent, writer: TaskWriter, call: PlannedCall, tried:
         began = time.monotonic()
         if agent.ledger is not None:
             await agent.ledger(call.call_id)
-        outcome, timed_out = await _attempt(tool, call, settings)
+        outcome, timed_out, retryable = await _attempt(tool, call, settings)
         elapsed_ms = (time.monotonic() - began) * 1000
         if isinstance(outcome, dict):
             await writer.append(
@@ -210,13 +224,13 @@ async def _call_tool(agent: Agent, writer: TaskWriter, call: PlannedCall, tried:
                 )
             )
             return
-        retry = attempt < last and tool is not None
+        retry = attempt < last and retryable
         await writer.append(
             ev.ToolCallFailed(
                 call_id=call.call_id,
                 tool=call.tool,
                 step=call.step,
-                error=outcome,
+                error=clean_text(outcome),  # an exception's text can quote a bad reply
                 attempt=attempt,
                 timed_out=timed_out,
                 will_retry=retry,
@@ -230,17 +244,26 @@ async def _call_tool(agent: Agent, writer: TaskWriter, call: PlannedCall, tried:
 
 async def _attempt(
     tool: Tool | None, call: PlannedCall, settings: Settings
-) -> tuple[dict[str, Any] | str, bool]:
-    """(output, False) on success, else (error message, timed_out)."""
+) -> tuple[dict[str, Any] | str, bool, bool]:
+    """(output, False, _) on success, else (error message, timed_out, worth retrying)."""
     if tool is None:
-        return f"tool {call.tool!r} is not configured on this worker", False
+        return f"tool {call.tool!r} is not configured on this worker", False, False
     try:
         async with asyncio.timeout(settings.tool_timeout_s):
             if settings.tool_latency_s:
                 await asyncio.sleep(settings.tool_latency_s)
-            return await tool(call.input), False
+            output = await tool(call.input)
     except TimeoutError:
-        return f"no answer within {settings.tool_timeout_s:g} s", True
+        return f"no answer within {settings.tool_timeout_s:g} s", True, True
     except Exception as error:  # any tool failure is recorded, never fatal to the task
         log.warning("tool call %s failed: %r", call.call_id, error)
-        return f"{type(error).__name__}: {error}", False
+        return f"{type(error).__name__}: {error}", False, True
+    # An output the log cannot hold would fail the append, and with it the whole run: it is
+    # this call's failure instead. Not retried: the same question gets the same answer.
+    problem = unstorable(output) if isinstance(output, dict) else "the output is not an object"
+    if problem is not None:
+        log.warning(
+            "tool call %s answered with an output the log cannot store: %s", call.call_id, problem
+        )
+        return f"the tool's output cannot be recorded: {problem}", False, False
+    return output, False, False

@@ -8,12 +8,14 @@ Both answer in the contract's shape (domain.tools): title, url, snippet, score, 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal, Protocol
 
 import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.storable import clean_text
 from domain.tools import ToolError
 from infrastructure.indicators import IndicatorRepository
 from infrastructure.settings import Settings
@@ -118,18 +120,22 @@ class ExaSearch:
         return [self._result(item) for item in _items(reply)]
 
     def _result(self, item: dict[str, Any]) -> SearchResult:
+        """One result in the contract's shape. Exa relays pages' text as it found it: what the
+        log cannot store (NUL, lone surrogates) is replaced, and a score that is not a finite
+        number counts as 0, so one odd page cannot fail the whole web_search call."""
         text = item.get("text")
         if not isinstance(text, str) or not text.strip():
             highlights = item.get("highlights") or []
             text = " … ".join(h for h in highlights if isinstance(h, str))
+        title = item.get("title")
         score = item.get("score")
         published = item.get("publishedDate")
         return {
-            "title": item.get("title") or item["url"],
-            "url": item["url"],
-            "snippet": text.strip()[: self._max_characters],
-            "score": float(score) if isinstance(score, int | float) else 0.0,
-            "published": published if isinstance(published, str) else None,
+            "title": clean_text(title if isinstance(title, str) and title else item["url"]),
+            "url": clean_text(item["url"]),
+            "snippet": clean_text(text.strip()[: self._max_characters]),
+            "score": _finite(score),
+            "published": clean_text(published) if isinstance(published, str) else None,
         }
 
     async def aclose(self) -> None:
@@ -144,6 +150,16 @@ def _items(reply: Any) -> list[dict[str, Any]]:
     ):
         raise ToolError(f"Exa search answered without a list of results: {str(reply)[:200]}")
     return results
+
+
+def _finite(score: Any) -> float:
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        return 0.0
+    try:
+        number = float(score)
+    except OverflowError:  # an int beyond any float
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def web_search_provider(settings: Settings, engine: AsyncEngine) -> SearchProvider:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent
 from domain.tools import Tool
-from infrastructure.event_store import EventStore
+from infrastructure.event_store import AppendResult, EventStore
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from infrastructure.tools.domain_reputation import DomainReputation
@@ -129,3 +130,91 @@ async def test_a_run_resumed_after_the_verdict_only_completes(
     stream = await store.read_stream(task_id)
     assert [r.type for r in stream[4:]] == ["AnalysisStarted", "TaskCompleted"]
     assert raises.calls == 0, "no tool is called again once the verdict is recorded"
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"title": "scam report \ud83d", "url": "https://r.example/1"},  # a lone surrogate
+        {"title": "page \x00 text", "url": "https://r.example/1"},
+        {"title": "report", "url": "https://r.example/1", "score": float("nan")},
+        {"title": "report", "url": "https://r.example/1", "score": float("inf")},
+        {"title": "report", "url": "https://r.example/1", "extra": _nested(200)},
+    ],
+    ids=["surrogate", "nul", "nan", "infinity", "too-deep"],
+)
+async def test_an_output_the_log_cannot_store_fails_that_call_alone(
+    store: EventStore, fast_settings: Settings, bad: dict[str, Any]
+) -> None:
+    web = Answers("web_search", {"provider": "exa", "results": [bad]})
+    database = Answers("scam_database", {"matches": []})
+    stream = await analyse(store, fast_settings, web, database)
+
+    failed = [r.event for r in stream if isinstance(r.event, ev.ToolCallFailed)]
+    assert [(f.tool, f.will_retry) for f in failed] == [("web_search", False)]
+    assert "cannot be recorded" in failed[0].error
+    assert web.calls == 1, "the same question would get the same answer: not retried"
+    completed = {r.event.tool for r in stream if isinstance(r.event, ev.ToolCallCompleted)}
+    assert completed == {"scam_database", "domain_reputation", "phone_validator"}
+    assert [r.type for r in stream[-2:]] == ["VerdictReached", "TaskCompleted"]
+
+
+class Slow(Answers):
+    """Answers after the other tools, within fast_settings' timeout."""
+
+    async def __call__(self, call_input: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        await asyncio.sleep(0.1)
+        return self.output
+
+
+class LosesOneCompletion(TaskLog):
+    """A log whose append of the first `tool`'s completion fails (the database refused it)."""
+
+    def __init__(self, store: EventStore, tool: str) -> None:
+        super().__init__(store)
+        self.tool, self.failed = tool, False
+
+    async def append(
+        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendResult:
+        if not self.failed and any(
+            isinstance(e.event, ev.ToolCallCompleted) and e.event.tool == self.tool for e in events
+        ):
+            self.failed = True
+            raise OSError("the database refused the event")
+        return await super().append(task_id, events, expected_version)
+
+
+async def test_a_call_whose_outcome_cannot_be_appended_does_not_cancel_the_others(
+    store: EventStore, fast_settings: Settings
+) -> None:
+    task_log = LosesOneCompletion(store, "web_search")
+    task_id = f"unrecorded-{uuid.uuid4()}"
+    submitted = ev.TaskSubmitted(content=CONTENT, kind="sms")
+    await task_log.append(
+        task_id, [NewEvent(submitted, EventMetadata(tenant="acme", actor="t"))], 0
+    )
+    web = Answers("web_search", {"provider": "local", "results": []})
+    slow = Slow("scam_database", {"matches": []})
+    agent = Agent(task_log, {t.name: t for t in [web, slow]}, fast_settings)
+
+    with pytest.raises(ExceptionGroup) as crashed:  # the run fails: its job is retried
+        await run_analysis(agent, task_id)
+    assert crashed.group_contains(OSError, match="the database refused the event")
+    stream = await store.read_stream(task_id)
+    completed = [r.event.tool for r in stream if isinstance(r.event, ev.ToolCallCompleted)]
+    assert completed.count("scam_database") == slow.calls == 3, "the slower calls finished"
+
+    assert await run_analysis(agent, task_id) == "completed"
+    stream = await store.read_stream(task_id)
+    completed = [r.event.tool for r in stream if isinstance(r.event, ev.ToolCallCompleted)]
+    assert (completed.count("web_search"), web.calls) == (1, 2), "only the lost call is redone"
+    assert slow.calls == 3, "no completed call is made again"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.storable import unstorable
 from domain.tools import ToolError
 from infrastructure.settings import Settings
 from infrastructure.tools.web_search import (
@@ -141,3 +142,26 @@ async def test_a_reply_without_results_is_a_tool_error(
     exa_server.answer(200, {"results": [{"title": "no url"}]})
     with pytest.raises(ToolError, match="without a list of results"):
         await exa.search("toll", 5)
+
+
+async def test_what_the_log_cannot_store_is_cleaned_out_of_the_results(
+    exa: ExaSearch, exa_server: ScriptedServer
+) -> None:
+    # Python's json, like Exa's pages, accepts what PostgreSQL's jsonb refuses.
+    huge = "1" + "0" * 400
+    exa_server.answer(
+        200,
+        b'{"results": ['
+        b'{"url": "https://r.example/1", "title": "Scam \\ud83d warning", '
+        b'"text": "page \\u0000 text", "score": NaN},'
+        b'{"url": "https://r.example/2", "title": 7, "text": "ok", "score": Infinity},'
+        b'{"url": "https://r.example/3", "text": "ok", "score": ' + huge.encode() + b"}]}",
+    )
+    results = await exa.search("toll", 5)
+
+    assert [(r["title"], r["snippet"], r["score"]) for r in results] == [
+        ("Scam \ufffd warning", "page \ufffd text", 0.0),
+        ("https://r.example/2", "ok", 0.0),
+        ("https://r.example/3", "ok", 0.0),
+    ]
+    assert unstorable({"provider": "exa", "results": results}) is None
