@@ -16,6 +16,7 @@ import uvicorn
 from rich.console import Console
 
 from api import cli_admin, cli_auth, cli_client
+from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.settings import Settings, load_settings
 
@@ -31,6 +32,8 @@ cli_client.register(app)  # analyze, timeline, tasks list
 app.command(name="token")(cli_auth.token)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
+EXIT_REFUSED = 1  # the server answered, and said no
+EXIT_ALREADY_RUNNING = 5  # `up`: another `up` owns this directory's embedded services
 
 
 def _note(text: str) -> None:
@@ -41,6 +44,10 @@ def _where(url: str) -> str:
     return url.split("@")[-1]  # never print credentials
 
 
+def _first_line(error: object) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 @app.command()
 def migrate() -> None:
     """Create the database if needed and apply every migration."""
@@ -48,14 +55,28 @@ def migrate() -> None:
 
 
 def _migrate(settings: Settings) -> None:
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    where = _where(settings.database_url)
     try:
         created = asyncio.run(ensure_database(settings.database_url))
         migrate_sync(settings.database_url)
     except OSError as error:
-        console.print(
-            f"[red]PostgreSQL at {_where(settings.database_url)} is unreachable:[/] {error}"
-        )
-        raise typer.Exit(3) from None
+        console.print(f"[red]PostgreSQL at {where} is unreachable:[/] {error}")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except (asyncpg.PostgresError, DBAPIError) as error:
+        # DBAPIError: alembic's run, through SQLAlchemy; the server's own error is underneath.
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        sqlstate = str(getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", ""))
+        if sqlstate.startswith("28"):  # class 28: invalid authorization (role, password)
+            console.print(
+                f"[red]PostgreSQL at {where} refused the role:[/] {_first_line(cause)}:"
+                f" check the user and password in SCAMTRAIL_DATABASE_URL"
+            )
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        console.print(f"[red]PostgreSQL at {where} refused to migrate:[/] {_first_line(cause)}")
+        raise typer.Exit(EXIT_REFUSED) from None
     verb = "created and migrated" if created else "migrated"
     console.print(f"[green]database {_where(settings.database_url)} {verb}[/]")
 
@@ -70,10 +91,15 @@ def up(
 
     Without SCAMTRAIL_DATABASE_URL / SCAMTRAIL_REDIS_URL it starts an embedded PostgreSQL /
     Redis first, their data in ./.scamtrail/ (a restart keeps every task)."""
-    from infrastructure.embedded import embedded_services
+    from infrastructure.embedded import AlreadyRunning, embedded_services
 
     overrides: dict[str, object] = {"port": port} if port else {}
-    with embedded_services(Path(".scamtrail"), say=_note) as urls:
+    with contextlib.ExitStack() as services:
+        try:
+            urls = services.enter_context(embedded_services(Path(".scamtrail"), say=_note))
+        except AlreadyRunning as error:
+            console.print(f"[red]{error}[/]")
+            raise typer.Exit(EXIT_ALREADY_RUNNING) from None
         settings = load_settings(**overrides, **urls)
         _seed(settings)
         console.print(
@@ -160,7 +186,7 @@ class _QuietServer(_DrainingServer):
 
 async def _whole_system(settings: Settings, host: str) -> None:
     """api + relay + one worker in this process, stopped together by Ctrl-C."""
-    from workers.jobs import build_worker
+    from workers.jobs import serve_worker
     from workers.relay_main import run_relay
 
     server = _QuietServer(settings, host)
@@ -169,17 +195,34 @@ async def _whole_system(settings: Settings, host: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
     stop = asyncio.Event()
-    relaying = asyncio.create_task(run_relay(settings, stop))
-    worker = build_worker(settings, handle_signals=False)
-    working = asyncio.create_task(worker.async_run())
+    # Both ride Redis and PostgreSQL outages out by themselves; one that ends before Ctrl-C
+    # is a bug, and the api would go on accepting tasks nobody analyses: say so loudly.
+    relaying = _watched(asyncio.create_task(run_relay(settings, stop), name="relay"), stop)
+    working = _watched(asyncio.create_task(serve_worker(settings), name="worker"), stop)
     try:
         await server.serve()
     finally:
         stop.set()
         working.cancel()
-        await asyncio.gather(working, return_exceptions=True)
-        await worker.close()
-        await relaying
+        for task in (working, relaying):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task  # its failure, if any, was logged when it ended
+
+
+def _watched(task: asyncio.Task[None], stopping: asyncio.Event) -> asyncio.Task[None]:
+    def ended(task: asyncio.Task[None]) -> None:
+        if stopping.is_set():
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error(
+            "the %s stopped while scamtrail is up: restart `scamtrail up`",
+            task.get_name(),
+            exc_info=error,
+        )
+        console.print(f"[red]the {task.get_name()} stopped unexpectedly: restart `scamtrail up`[/]")
+
+    task.add_done_callback(ended)
+    return task
 
 
 @app.command()

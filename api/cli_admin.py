@@ -25,6 +25,7 @@ console = Console(stderr=True)
 
 _AGE = re.compile(r"^(\d+)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_LONGEST = timedelta(days=100 * 365)
 
 
 def parse_age(text: str) -> timedelta:
@@ -32,7 +33,13 @@ def parse_age(text: str) -> timedelta:
     match = _AGE.match(text.strip())
     if not match:
         raise typer.BadParameter(f"{text!r} is not an age like 90d, 12h or 30m")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        age = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:  # timedelta ends at 999999999 days
+        age = _LONGEST + _LONGEST
+    if age > _LONGEST:  # "now - age" must stay a date, for Python and for PostgreSQL
+        raise typer.BadParameter(f"{text!r} is longer than {_LONGEST.days}d")
+    return age
 
 
 @projections.command("rebuild")

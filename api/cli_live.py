@@ -43,9 +43,10 @@ async def follow(api: ApiClient, task_id: str, on_event: Handler) -> str:
                         return str(message["step"])
                 code = ws.close_code
         except websockets.InvalidStatus as error:
-            raise ClientError(
-                f"the progress socket was refused ({error.response.status_code})", EXIT_BAD_INPUT
-            ) from None
+            status = error.response.status_code
+            # A 5xx is the api failing (or a proxy without a backend), not the request.
+            exit_code = EXIT_UNREACHABLE if status >= 500 else EXIT_BAD_INPUT
+            raise ClientError(f"the progress socket was refused ({status})", exit_code) from None
         except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosedError) as error:
             last_error = error
         if code in _REFUSED:

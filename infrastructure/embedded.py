@@ -8,6 +8,7 @@ and every queued job. A service whose `SCAMTRAIL_*_URL` is set is used as it is:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -23,6 +24,11 @@ DATABASE_ENV = "SCAMTRAIL_DATABASE_URL"
 REDIS_ENV = "SCAMTRAIL_REDIS_URL"
 DATABASE_NAME = "scamtrail"
 STOP_WITHIN_S = 30.0  # a checkpoint of a busy development database takes a few seconds
+LOCK_FILE = "up.lock"
+
+
+class AlreadyRunning(RuntimeError):
+    """Another `scamtrail up` holds this directory's embedded services."""
 
 
 class EmbeddedPostgres:
@@ -109,6 +115,41 @@ def embedded_services(
     """Start the services the environment does not name; yield the settings overrides that
     point to them (`database_url`, `redis_url`); stop them on the way out, whatever happened."""
     env = os.environ if environ is None else environ
+    embeds = not (env.get(DATABASE_ENV) and env.get(REDIS_ENV))
+    with _only_owner(root) if embeds else contextlib.nullcontext():
+        yield from _started(root, env, say)
+
+
+@contextlib.contextmanager
+def _only_owner(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `root` while its services run. A second `up` in the same
+    directory would otherwise take the first one's servers for survivors of a crash, adopt
+    them, and stop them on its way out. The kernel drops the lock when its holder dies, so a
+    crashed `up` never blocks the next one, which then adopts what it left running."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by the servers we spawn
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = path.read_text().strip() or "?"
+            raise AlreadyRunning(
+                f"another `scamtrail up` (pid {owner}) is running in {root.resolve().parent}:"
+                " stop it first, or start this one in another directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _started(
+    root: Path,
+    env: Mapping[str, str],
+    say: Callable[[str], None],
+) -> Iterator[dict[str, str]]:
     stops: list[Callable[[], None]] = []
     overrides: dict[str, str] = {}
     previous = signal.signal(signal.SIGTERM, _interrupt)  # so `finally` runs on SIGTERM too

@@ -164,8 +164,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     api and the relay ride Redis outages out; so does this: a fresh Worker is built and run
     again, with backoff, until Redis answers. Jobs running at the time finish first (arq's close
     waits for them); their arq state went with the restarted Redis, and the sweep re-enqueues
-    whatever is left unfinished."""
-    backoff = Backoff(first=0.2, most=settings.relay_backoff_max_s)
+    whatever is left unfinished. `serve_worker` is the same loop inside a running event loop."""
+    backoff = _worker_backoff(settings)
     while True:
         worker = build_worker(settings, burst=burst)
         try:
@@ -175,6 +175,47 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             # arq's close fails on the dead Redis before calling on_shutdown: release here, or
             # every outage would leak an engine (and its PostgreSQL connections).
             worker.loop.run_until_complete(release(worker.ctx))
-            delay = backoff.next()
-            log.warning("worker: Redis unreachable (%r); restarting in %.1f s", error, delay)
-            time.sleep(delay)
+            time.sleep(_restart_delay(backoff, error))
+
+
+async def serve_worker(settings: Settings) -> None:
+    """`run_worker` for a process that runs other things on its event loop (`scamtrail up`):
+    the same rebuild-and-retry on a Redis outage; runs until cancelled, which stops it."""
+    backoff = _worker_backoff(settings)
+    while True:
+        worker = build_worker(settings, handle_signals=False)
+        try:
+            await worker.async_run()
+            return
+        except (RedisError, OSError) as error:
+            delay = _restart_delay(backoff, error)
+        finally:
+            await close_worker(worker)
+        await asyncio.sleep(delay)
+
+
+async def close_worker(worker: Worker) -> None:
+    """arq's close, which waits for running jobs; it fails on a dead Redis (its first command),
+    which must not end a shutdown or a restart with a traceback. What it did not get to (the
+    job clients, its Redis pool) is closed here instead."""
+    try:
+        await worker.close()
+    except (RedisError, OSError) as error:
+        log.info("worker: closed without Redis (%r)", error)
+    finally:
+        await release(worker.ctx)
+        pool = worker._pool  # arq has no public "close what is left"
+        if pool is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pool.close(close_connection_pool=True)
+            worker._pool = None
+
+
+def _worker_backoff(settings: Settings) -> Backoff:
+    return Backoff(first=0.2, most=settings.relay_backoff_max_s)
+
+
+def _restart_delay(backoff: Backoff, error: BaseException) -> float:
+    delay = backoff.next()
+    log.warning("worker: Redis unreachable (%r); restarting in %.1f s", error, delay)
+    return delay

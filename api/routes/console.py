@@ -31,16 +31,19 @@ _files = StaticFiles(directory=CONSOLE_DIR)
 
 @router.get("/")
 async def console_page(request: Request) -> Response:
-    response = await _files.get_response("index.html", request.scope)
-    response.headers.update(PAGE_HEADERS)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return await _served("index.html", request)
 
 
 @router.get("/console/{name}")
 async def console_asset(name: str, request: Request) -> Response:
+    return await _served(name, request)
+
+
+async def _served(name: str, request: Request) -> Response:
     response = await _files.get_response(name, request.scope)
+    # Every file gets the page's headers, not only the page at /: the same page is reachable
+    # as /console/index.html, and a policy on a script or a stylesheet costs nothing.
+    response.headers.update(PAGE_HEADERS)
     # Revalidated on each load (an ETag round trip), so a deploy is picked up at once.
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

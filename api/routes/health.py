@@ -5,12 +5,16 @@ nothing about any tenant."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import ProgrammingError
 
 from api.services import Services, services
 from infrastructure.database import alembic_config
@@ -29,22 +33,57 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready, with the reasons"}})
 async def readyz(svc: Annotated[Services, Depends(services)]) -> JSONResponse:
-    """PostgreSQL and Redis answer, and the database schema is at this code's migration head."""
-    reasons = [r for r in await asyncio.gather(_database(svc), _redis(svc)) if r]
+    """PostgreSQL and Redis answer, and the database schema is at this code's migration head
+    (or past it: see `_schema`)."""
+    database, redis = await asyncio.gather(_database(svc), _redis(svc))
+    reasons = [r for r in (database.reason, redis) if r]
     body: dict[str, Any] = {"status": "ready" if not reasons else "not ready", "reasons": reasons}
+    if database.warning:
+        body["warnings"] = [database.warning]
     return JSONResponse(body, status_code=200 if not reasons else 503)
 
 
-async def _database(svc: Services) -> str | None:
-    head = ScriptDirectory.from_config(alembic_config(svc.settings.database_url)).get_current_head()
+@dataclass(frozen=True)
+class _Answer:
+    reason: str | None = None  # not ready, because ...
+    warning: str | None = None  # ready, but ...
+
+
+async def _database(svc: Services) -> _Answer:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S), svc.engine.connect() as conn:
             current = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    except ProgrammingError as error:
+        if getattr(error.orig, "pgcode", None) == UNDEFINED_TABLE:  # no alembic_version
+            return _Answer(reason=NOT_MIGRATED)
+        return _Answer(reason=f"PostgreSQL unreachable: {type(error).__name__}")
     except Exception as error:  # any failure is the answer to "can we use PostgreSQL?"
-        return f"PostgreSQL unreachable: {type(error).__name__}"
-    if current != head:
-        return f"database schema at {current}, code expects {head}: run `scamtrail migrate`"
-    return None
+        return _Answer(reason=f"PostgreSQL unreachable: {type(error).__name__}")
+    return _schema(current, alembic_config(svc.settings.database_url))
+
+
+NOT_MIGRATED = "database not migrated: run `scamtrail migrate`"
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE
+
+
+def _schema(current: str | None, config: Config) -> _Answer:
+    if current is None:
+        return _Answer(reason=NOT_MIGRATED)
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    if current == head:
+        return _Answer()
+    try:
+        known = script.get_revision(current) is not None
+    except CommandError:  # not in this code's migrations
+        known = False
+    if not known:
+        # A revision this code has never heard of is a newer one: during a rolling deploy the
+        # new release migrates first, and the old replicas must keep serving until replaced.
+        return _Answer(warning=f"database schema at {current}, newer than this code's {head}")
+    return _Answer(
+        reason=f"database schema at {current}, code expects {head}: run `scamtrail migrate`"
+    )
 
 
 async def _redis(svc: Services) -> str | None:

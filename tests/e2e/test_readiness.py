@@ -55,3 +55,37 @@ async def test_not_ready_when_the_schema_is_behind(
             await conn.execute(set_version, {"v": head})
     assert ready.status_code == 503
     assert "run `scamtrail migrate`" in ready.json()["reasons"][0]
+
+
+async def test_ready_with_a_warning_when_the_schema_is_ahead(
+    api: httpx.AsyncClient, store: EventStore
+) -> None:
+    """A rolling deploy: the new release migrated; old replicas must stay in the pool."""
+    set_version = sa.text("UPDATE alembic_version SET version_num = :v")
+    async with store.transaction() as conn:
+        head = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        await conn.execute(set_version, {"v": "9999_from_a_newer_release"})
+    try:
+        ready = await api.get("/readyz")
+    finally:
+        async with store.transaction() as conn:
+            await conn.execute(set_version, {"v": head})
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["reasons"] == []
+    assert "newer than this code" in ready.json()["warnings"][0]
+
+
+async def test_a_database_never_migrated_says_run_migrate(
+    api: httpx.AsyncClient, store: EventStore
+) -> None:
+    async with store.transaction() as conn:
+        await conn.execute(sa.text("ALTER TABLE alembic_version RENAME TO alembic_version_away"))
+    try:
+        ready = await api.get("/readyz")
+    finally:
+        async with store.transaction() as conn:
+            await conn.execute(
+                sa.text("ALTER TABLE alembic_version_away RENAME TO alembic_version")
+            )
+    assert ready.status_code == 503
+    assert ready.json()["reasons"] == ["database not migrated: run `scamtrail migrate`"]

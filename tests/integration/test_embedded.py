@@ -4,6 +4,7 @@ nothing that blocks the next start, and a set URL starts nothing."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import signal
@@ -16,8 +17,11 @@ import asyncpg
 import pytest
 import redis
 from pgserver.postgres_server import PostgresServer
+from typer.testing import CliRunner
 
+from api.cli import EXIT_ALREADY_RUNNING, app
 from infrastructure.embedded import (
+    AlreadyRunning,
     EmbeddedPostgres,
     _is_postgres,
     _postmaster_pid,
@@ -108,3 +112,31 @@ async def _select_one(url: str) -> int:
         return value
     finally:
         await conn.close()
+
+
+def test_a_second_start_in_the_same_directory_is_refused_and_stops_nothing(home: Path) -> None:
+    only_redis = {"SCAMTRAIL_DATABASE_URL": "postgresql://elsewhere/x"}
+    with embedded_services(home, environ=only_redis) as first:
+        second = embedded_services(home, environ=only_redis)
+        with pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}"):
+            second.__enter__()  # refused before it starts anything
+        assert redis.Redis.from_url(first["redis_url"]).ping()  # the first one's is untouched
+    with embedded_services(home, environ=only_redis) as again:  # the lock went with the owner
+        assert redis.Redis.from_url(again["redis_url"]).ping()
+
+
+def test_up_refuses_to_start_where_another_up_runs(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(home)
+    monkeypatch.delenv("SCAMTRAIL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SCAMTRAIL_REDIS_URL", raising=False)
+    (home / ".scamtrail").mkdir()
+    with (home / ".scamtrail" / "up.lock").open("w") as held:
+        held.write("4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = CliRunner().invoke(app, ["up", "--port", "1"])
+    assert result.exit_code == EXIT_ALREADY_RUNNING, result.output
+    assert "another `scamtrail up` (pid 4242) is running" in result.output
+    assert not (home / ".scamtrail" / "postgres").exists()  # refused before starting anything

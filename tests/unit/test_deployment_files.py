@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from typer.testing import CliRunner
 
+from api import cli
 from api.cli import app
 from infrastructure.settings import Settings
 
@@ -111,3 +113,35 @@ def test_services_wait_for_what_they_need() -> None:
         assert waits["migrate"]["condition"] == "service_completed_successfully", name
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
+
+
+def test_the_one_shot_service_migrates_and_seeds_as_make_up_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    command = scamtrail_services()["migrate"]["command"]
+    assert command == ["seed"], "an empty scam database: the agent finds no known indicator"
+    steps: list[str] = []
+
+    def migrate(settings: Settings) -> None:
+        steps.append("migrate")
+        raise typer.Exit(0)  # stop before the seed needs a database
+
+    monkeypatch.setattr(cli, "_migrate", migrate)
+    assert CliRunner().invoke(app, command).exit_code == 0
+    assert steps == ["migrate"], "`seed` must migrate first: the one-shot runs nothing else"
+
+
+def test_postgres_and_redis_are_not_published_on_the_host() -> None:
+    """A developer's own PostgreSQL or Redis on 5432/6379 would make `up` fail to bind."""
+    services = compose()["services"]
+    for name in ("postgres", "redis"):
+        assert not services[name].get("ports"), f"{name} publishes a host port"
+
+
+def test_every_replica_shares_one_required_jwt_secret() -> None:
+    """Each api replica would otherwise make its own developer secret and refuse tokens the
+    others signed; compose must stop with a message when the secret is not set."""
+    for name, service in scamtrail_services().items():
+        secret = service["environment"].get("SCAMTRAIL_JWT_SECRET", "")
+        assert secret.startswith("${SCAMTRAIL_JWT_SECRET:?"), f"{name}: {secret!r}"
+        assert len(secret.split(":?", 1)[1].rstrip("}")) > 10, "the error needs a message"
