@@ -28,18 +28,26 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _LONGEST = timedelta(days=100 * 365)
 
 
-def parse_age(text: str) -> timedelta:
-    """'90d', '12h' or '30m'."""
+def age_from_text(text: str) -> timedelta:
+    """'90d', '12h' or '30m'; ValueError for anything else or longer than _LONGEST."""
     match = _AGE.match(text.strip())
     if not match:
-        raise typer.BadParameter(f"{text!r} is not an age like 90d, 12h or 30m")
+        raise ValueError(f"{text!r} is not an age like 90d, 12h or 30m")
     try:
         age = timedelta(**{_UNITS[match[2]]: int(match[1])})
     except OverflowError:  # timedelta ends at 999999999 days
         age = _LONGEST + _LONGEST
     if age > _LONGEST:  # "now - age" must stay a date, for Python and for PostgreSQL
-        raise typer.BadParameter(f"{text!r} is longer than {_LONGEST.days}d")
+        raise ValueError(f"{text!r} is longer than {_LONGEST.days}d")
     return age
+
+
+def parse_age(text: str) -> timedelta:
+    """age_from_text for a command-line option: a bad age is a usage error (exit 2)."""
+    try:
+        return age_from_text(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 @projections.command("rebuild")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,37 +9,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from api.commands import links
 from domain import events as ev
+from domain.storable import check_storable
 from domain.task import TaskState
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-MAX_DEPTH = 32  # of nested lists and objects in metadata; serializers stop at a few hundred
 
 
 def storable(value: Any) -> Any:
-    """Refuse (422) what the log cannot hold instead of failing on it (500): U+0000 and lone
-    surrogates (U+D800-U+DFFF), which PostgreSQL text and jsonb reject and UTF-8 cannot encode,
-    NaN or infinite numbers, which JSON has no spelling for (they would come back null), and
-    nesting deeper than `MAX_DEPTH`. Keys are checked as well as values."""
-    _check_storable(value, 0)
-    return value
-
-
-def _check_storable(value: Any, depth: int) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("text must not contain the NUL character")
-        if _SURROGATE.search(value):
-            raise ValueError("text must not contain lone surrogates (U+D800-U+DFFF)")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("numbers must be finite (no NaN or Infinity)")
-    elif isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
-            raise ValueError(f"values must not be nested more than {MAX_DEPTH} deep")
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            _check_storable(key, depth + 1)
-            _check_storable(item, depth + 1)
+    """Refuse (422) what the log cannot hold instead of failing on it (500): see
+    domain.storable (NUL, lone surrogates, NaN or infinite numbers, nesting too deep; keys as
+    well as values)."""
+    return check_storable(value)
 
 
 class SubmitTask(BaseModel):

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api.caller import Caller, require
-from api.cli_admin import parse_age
+from api.cli_admin import age_from_text
 from api.services import Services, services
+from domain.errors import InvalidAppend
 from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -46,5 +47,8 @@ async def prune(
     older_than: Annotated[str, Query(pattern=r"^\d{1,6}[dhm]$", examples=["90d"])],
 ) -> Pruned:
     """Delete the caller's tenant's tasks that finished longer ago than `older_than`."""
-    return Pruned(pruned=await prune_finished_tasks(svc.engine, parse_age(older_than),
-                                                    tenant=caller.tenant))  # fmt: skip
+    try:
+        age = age_from_text(older_than)
+    except ValueError as error:  # e.g. longer than a century: 422, not 500 (found by fuzzing)
+        raise InvalidAppend(str(error)) from None
+    return Pruned(pruned=await prune_finished_tasks(svc.engine, age, tenant=caller.tenant))

@@ -203,3 +203,12 @@ async def test_a_signed_token_with_an_expiry_beyond_any_date_is_401(
 ) -> None:
     response = await api.get("/tasks", headers=bearer(exp=10**20))
     assert response.status_code == 401, response.text
+
+
+async def test_a_prune_age_beyond_a_century_is_422(api: httpx.AsyncClient) -> None:
+    """Found by the OpenAPI fuzzer: the age parser's command-line error became a 500."""
+    response = await api.post(
+        "/admin/tasks/prune", params={"older_than": "984114h"}, headers=bearer(roles=["admin"])
+    )
+    assert response.status_code == 422, response.text
+    assert "longer than" in response.text
