@@ -41,18 +41,25 @@ async def test_not_ready_without_redis_says_so(no_redis_api: httpx.AsyncClient) 
     assert (await no_redis_api.get("/healthz")).status_code == 200
 
 
-async def test_not_ready_when_the_schema_is_behind(
-    api: httpx.AsyncClient, store: EventStore
-) -> None:
+async def readyz_at_schema(
+    api: httpx.AsyncClient, store: EventStore, version: str
+) -> httpx.Response:
+    """/readyz while the database claims to be at schema `version`; the real one is put back."""
     set_version = sa.text("UPDATE alembic_version SET version_num = :v")
     async with store.transaction() as conn:
         head = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-        await conn.execute(set_version, {"v": "0001"})
+        await conn.execute(set_version, {"v": version})
     try:
-        ready = await api.get("/readyz")
+        return await api.get("/readyz")
     finally:
         async with store.transaction() as conn:
             await conn.execute(set_version, {"v": head})
+
+
+async def test_not_ready_when_the_schema_is_behind(
+    api: httpx.AsyncClient, store: EventStore
+) -> None:
+    ready = await readyz_at_schema(api, store, "0001")
     assert ready.status_code == 503
     assert "run `scamtrail migrate`" in ready.json()["reasons"][0]
 
@@ -61,15 +68,7 @@ async def test_ready_with_a_warning_when_the_schema_is_ahead(
     api: httpx.AsyncClient, store: EventStore
 ) -> None:
     """A rolling deploy: the new release migrated; old replicas must stay in the pool."""
-    set_version = sa.text("UPDATE alembic_version SET version_num = :v")
-    async with store.transaction() as conn:
-        head = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-        await conn.execute(set_version, {"v": "9999_from_a_newer_release"})
-    try:
-        ready = await api.get("/readyz")
-    finally:
-        async with store.transaction() as conn:
-            await conn.execute(set_version, {"v": head})
+    ready = await readyz_at_schema(api, store, "9999_from_a_newer_release")
     assert ready.status_code == 200, ready.text
     assert ready.json()["reasons"] == []
     assert "newer than this code" in ready.json()["warnings"][0]

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from api.app import create_app
-from infrastructure.settings import Settings
-from tests.auth import bearer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, redis_url: str, clean_database: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"redis_url": redis_url}))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://test", headers=bearer()
-        ) as client,
-    ):
-        yield client
+def client(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The in-process api of tests/conftest.py, as every test here calls it."""
+    return api
 
 
 async def test_an_added_phone_is_found_however_it_is_written(client: httpx.AsyncClient) -> None:

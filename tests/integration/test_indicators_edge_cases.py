@@ -3,19 +3,14 @@ host names with "_", NUL characters, a report count past the integer column's ma
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
 from domain.extraction import extract_entities
 from domain.planning import plan_tool_calls
 from infrastructure.indicators import MAX_REPORT_COUNT, IndicatorRepository, normalise_indicator
-from infrastructure.settings import Settings
 from infrastructure.tools.scam_database import ScamDatabase
-from tests.auth import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +21,9 @@ def repo(clean_database: AsyncEngine) -> IndicatorRepository:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, redis_url: str, clean_database: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"redis_url": redis_url}))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://test", headers=bearer()
-        ) as client,
-    ):
-        yield client
+def client(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The in-process api of tests/conftest.py, as every test here calls it."""
+    return api
 
 
 def values(matches: list[dict[str, object]]) -> list[object]:
