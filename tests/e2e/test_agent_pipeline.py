@@ -187,7 +187,12 @@ async def test_a_killed_worker_resumes_and_never_repeats_a_completed_tool_call(
     started = Counter(r.event.call_id for r in stream if isinstance(r.event, ev.ToolCallStarted))
     ledger_counts: dict[bytes, bytes] = await redis.hgetall(ledger)  # type: ignore[misc]
     calls = {k.decode(): int(v) for k, v in ledger_counts.items()}
-    assert calls == dict(started), "every real call is recorded as started, and vice versa"
+    # Every real call was recorded as started first. The other way round holds but for the one
+    # attempt the kill may have cut between recording its start and making the call (CI once
+    # landed the kill in that millisecond): that attempt is recorded, and made again.
+    assert all(calls[call_id] <= started[call_id] for call_id in calls), (calls, started)
+    assert set(calls) == set(started)
+    assert sum(started.values()) - sum(calls.values()) <= 1, (calls, started)
     for call_id in completed_before:
         assert calls[call_id] == 1, f"{call_id} completed before the kill but was called again"
     completions = Counter(
