@@ -121,7 +121,8 @@ async def progress_stream(
         if task_id not in sent:
             if follow.tenant is None:
                 return
-            _remember(sent, task_id, message.seq - 1)  # a tenant's new task: from here on
+            # A tenant's new task: from here on. The tasks named in the URL are never forgotten.
+            _remember(sent, task_id, message.seq - 1, keep=follow.task_ids)
         if task_id in finished or message.seq <= sent[task_id]:
             return  # sent already (history, a gap fill, or a duplicate publish)
         if message.seq > sent[task_id] + 1:
@@ -245,10 +246,11 @@ async def progress_stream(
 TENANT_TASKS_REMEMBERED = 10_000
 
 
-def _remember(sent: dict[str, int], task_id: str, seq: int) -> None:
+def _remember(sent: dict[str, int], task_id: str, seq: int, keep: list[str]) -> None:
     sent[task_id] = seq
     if len(sent) > TENANT_TASKS_REMEMBERED:
-        del sent[next(iter(sent))]
+        oldest = next(t for t in sent if t not in keep)  # dicts keep insertion order
+        del sent[oldest]
 
 
 async def _ended_at(store: EventStore, task_id: str, version: int) -> bool:
