@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent
 from infrastructure.database import create_engine, migrate
+from infrastructure.embedded_redis import free_port
 from infrastructure.event_store import EventStore
 from infrastructure.settings import load_settings
 
@@ -61,13 +61,6 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": pct(ms, 0.50), "p99_ms": pct(ms, 0.99), "max_ms": pct(ms, 1.0), "n": len(ms)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rss_kb(pid: int) -> int:

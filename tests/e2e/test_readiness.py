@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,17 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from api.app import create_app
+from infrastructure.embedded_redis import free_port
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

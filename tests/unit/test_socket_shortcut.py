@@ -9,6 +9,7 @@ refusal (no token: 4401), which needs no database.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 import pytest
 from starlette.types import Message
@@ -34,10 +35,10 @@ async def call(path: str, query: bytes = b"") -> tuple[list[Message], set[str]]:
 
     async def send(message: Message) -> None:
         sent.append(message)
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             files.add(frame.f_code.co_filename)
-            frame = frame.f_back  # type: ignore[assignment]
+            frame = frame.f_back
 
     scope = {"type": "websocket", "path": path, "raw_path": path.encode(), "root_path": "",
              "query_string": query, "headers": [], "scheme": "ws", "server": ("test", 80),
