@@ -30,7 +30,7 @@ class Services:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    engine = create_engine(settings)
+    engine = create_engine(settings, application_name="scamtrail-api")
     redis = create_redis(settings)
     # Built without a ping (arq's create_pool pings and fails): the api must start, and keep
     # accepting submissions, while Redis is down; the sweep enqueues what could not be.

@@ -16,7 +16,11 @@ from infrastructure.settings import Settings, async_database_url
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int | None = None, application_name: str = "scamtrail"
+) -> AsyncEngine:
+    """An engine whose connections name themselves in pg_stat_activity (`application_name`), so
+    an operator, or the test harness, can tell whose backend is whose."""
     size = pool_size or settings.database_pool_size
     return create_async_engine(
         settings.database_url,
@@ -28,7 +32,7 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         connect_args={
             "timeout": 10,  # to connect
             "command_timeout": settings.database_statement_timeout_s,
-            "server_settings": SERVER_KEEPALIVES,
+            "server_settings": {**SERVER_KEEPALIVES, "application_name": application_name},
         },
     )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -63,6 +64,24 @@ PROBE_SQL = """
         < pg_snapshot_xmin(pg_current_snapshot()),
         false)
 """
+# The lock connection's session. It names itself, so an operator can tell it in
+# pg_stat_activity. It runs only the probe and single-row statements (the lock, the checkpoint),
+# so the planner may not choose anything but an index path for them: with sequential scans,
+# bitmap scans and sorts off, the probe's plan is the log-order index scan whatever the table's
+# statistics say (a table refilled after a TRUNCATE, never analysed, or wildly mis-estimated).
+# A statement timeout bounds whatever slips through; see `_has_news`.
+PLANNER_PINS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "enable_sort": "off"}
+
+
+def lock_connection_settings(settings: Settings) -> dict[str, str]:
+    return {
+        **SERVER_KEEPALIVES,
+        **PLANNER_PINS,
+        "application_name": "scamtrail-relay-lock",
+        "statement_timeout": str(max(1, round(settings.relay_probe_timeout_s * 1000))),
+    }
+
+
 _LOAD = "SELECT log_cursor FROM relay_checkpoints WHERE name = $1"
 _SAVE = """
     INSERT INTO relay_checkpoints (name, log_cursor, published_total) VALUES ($1, $2, $3)
@@ -93,6 +112,8 @@ class Relay:
         self.active = False
         self.published = 0  # events published by this process (duplicates included)
         self.lag_seconds = 0.0  # commit -> publish of the last batch
+        self.probe_timeouts = 0  # idle probes the server cancelled (statement_timeout)
+        self._probe_timeout_logged_at = -math.inf
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set: wait for the lock, publish, ride out outages."""
@@ -104,7 +125,7 @@ class Relay:
                     self._dsn,
                     timeout=5,
                     command_timeout=self._settings.relay_statement_timeout_s,
-                    server_settings=SERVER_KEEPALIVES,
+                    server_settings=lock_connection_settings(self._settings),
                 )
                 if await self._acquire(conn, stop):
                     self._outage.up("PostgreSQL")
@@ -157,9 +178,31 @@ class Relay:
                 continue
             self.lag_seconds = 0.0
             # Idle: probe until the log has something past the cursor (see the module docstring).
-            while not await probe.fetchval(str(cursor.transaction_id), cursor.position):
+            while not await self._has_news(probe, cursor):
                 if await sleep_unless(stop, settings.relay_poll_s):
                     return
+
+    async def _has_news(
+        self, probe: asyncpg.prepared_stmt.PreparedStatement, cursor: LogCursor
+    ) -> bool:
+        """Whether read_all past `cursor` would return something now. A probe the server cancels
+        (statement_timeout: PostgreSQL starved, a lock queue) counts as "nothing new yet": the
+        relay probes again after `relay_poll_s` instead of treating its connection as lost."""
+        try:
+            return bool(await probe.fetchval(str(cursor.transaction_id), cursor.position))
+        except asyncpg.QueryCanceledError:
+            self.probe_timeouts += 1
+            now = time.monotonic()
+            if now - self._probe_timeout_logged_at >= 60:
+                self._probe_timeout_logged_at = now
+                log.warning(
+                    "relay %r: the idle probe ran past %.0f ms and was cancelled (%d so far);"
+                    " PostgreSQL is slow to answer, events reach Redis late meanwhile",
+                    self._settings.relay_name,
+                    self._settings.relay_probe_timeout_s * 1000,
+                    self.probe_timeouts,
+                )
+            return False
 
     async def _publish(self, batch: Sequence[RecordedEvent], stop: asyncio.Event) -> None:
         """PUBLISH every event to its task's and its tenant's channel, in one round trip; retry

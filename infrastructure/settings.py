@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Each statement on the relay's lock connection is short: past this, the connection is
     # taken for dead (half-open) and the relay rejoins instead of hanging while "active".
     relay_statement_timeout_s: float = Field(default=5.0, gt=0)
+    # The idle probe takes microseconds; the server cancels one that runs past this, and the
+    # relay takes a cancelled probe as "nothing new yet" and probes again.
+    relay_probe_timeout_s: float = Field(default=0.25, gt=0, le=60)
     # Submissions: content above this is refused with 413 (the seed had no bound at all).
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
     # The agent. Region for phone numbers written without a country code.

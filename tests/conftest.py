@@ -17,6 +17,7 @@ from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings, async_database_url, load_settings
 from tests import services
 from tests.auth import TEST_SECRET, bearer
+from tests.backends import HARNESS, assert_no_stray_backends
 
 
 @pytest.fixture(scope="session")
@@ -52,14 +53,17 @@ def settings(migrated_database: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings, pool_size=20)
+    engine = create_engine(settings, pool_size=20, application_name=HARNESS)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
 async def clean_database(engine: AsyncEngine) -> AsyncEngine:
-    """Every table emptied before the test (faster than a database per test)."""
+    """Every table emptied before the test (faster than a database per test), after checking
+    that no earlier test left a backend connected (tests/backends.py says why)."""
+    async with engine.connect() as conn:
+        await assert_no_stray_backends(conn)
     async with engine.begin() as conn:
         tables = (
             (

@@ -95,7 +95,7 @@ async def sweep_lost_tasks(ctx: dict[str, Any]) -> int:
 
 def build_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(settings)
+        engine = create_engine(settings, application_name="scamtrail-worker")
         toolbox = build_toolbox(settings, engine)
         ctx["engine"], ctx["toolbox"] = engine, toolbox
         agent = Agent(TaskLog(EventStore(engine)), toolbox.tools, settings)

@@ -23,7 +23,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
     if own_signals:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    engine = create_engine(settings, pool_size=2)
+    engine = create_engine(settings, pool_size=2, application_name="scamtrail-relay")
     redis = create_redis(settings)
     try:
         await Relay(settings, EventStore(engine), redis).run(stop)

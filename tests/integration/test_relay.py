@@ -9,13 +9,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.event_store import EventStore
-from infrastructure.relay import PROBE_SQL, Relay
+from infrastructure.relay import PROBE_SQL, Relay, lock_connection_settings
 from infrastructure.settings import Settings
 from tests.factories import progress, submitted
 
@@ -218,17 +219,86 @@ async def test_the_idle_probe_reads_the_index_not_the_table(engine: AsyncEngine)
         assert "Index Only Scan" in plan, plan
 
 
+async def test_the_probe_plan_cannot_degrade_with_statistics(settings: Settings) -> None:
+    """On the relay's lock connection the probe is an index scan whatever the planner believes:
+    here a log that was empty when analysed (and when the probe was prepared) and then filled with
+    100,000 rows without ANALYZE, as after a TRUNCATE and a refill. Both the custom and the
+    generic plan, from the log's start and from its end."""
+    url = sa.engine.make_url(settings.database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(
+        url.render_as_string(hide_password=False),
+        server_settings=lock_connection_settings(settings),
+    )
+    schema = f"probe_{uuid.uuid4().hex[:8]}"
+    try:
+        async with conn.transaction():  # nothing is visible to autovacuum until it commits
+            await conn.execute(f"CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}")
+            await conn.execute("SET LOCAL statement_timeout = 0")  # for the setup, not the pins
+            await conn.execute("CREATE TABLE events (LIKE public.events INCLUDING ALL)")
+            await conn.execute("ANALYZE events")  # statistics of an empty log
+            probe = await conn.prepare(PROBE_SQL)
+            for _ in range(6):  # past the custom plans PostgreSQL tries before a generic one
+                assert await probe.fetchval("0", 0) is False
+            await conn.execute(
+                "INSERT INTO events (global_position, stream_id, version, event_id, type, data,"
+                " metadata, transaction_id)"
+                " SELECT i, 't' || (i % 100), i, gen_random_uuid(), 'ProgressReported', '{}',"
+                " '{}', (1000 + i / 3)::text::xid8 FROM generate_series(1, 100000) AS i"
+            )
+            await conn.execute(f"PREPARE probe (text, bigint) AS {PROBE_SQL}")
+            plans = []
+            for mode in ("force_custom_plan", "force_generic_plan"):
+                await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+                for args in ("'0', 0", f"'{1000 + 100000 // 3}', 100000"):
+                    explain = f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE probe ({args})"
+                    plans.append(json.dumps(await conn.fetchval(explain)))
+            assert await probe.fetchval("0", 0) is True
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        await conn.close()
+    for plan in plans:
+        assert "Seq Scan" not in plan and '"Sort"' not in plan, plan
+        assert "Index Only Scan" in plan, plan
+
+
+async def test_a_probe_that_runs_long_counts_as_nothing_new_yet(
+    store: EventStore, redis: Redis, listener: Listener, settings: Settings
+) -> None:
+    """A probe stuck behind a lock (here an ACCESS EXCLUSIVE lock on the log, as a TRUNCATE or
+    a migration takes) is cancelled by the server after relay_probe_timeout_s; the relay stays
+    the active one, keeps its connection and its lock, and publishes once the log is free."""
+    task = f"{listener.prefix}t"
+    relay = Relay(relay_settings(settings, relay_probe_timeout_s=0.1), store, redis)
+    async with running(relay):
+        await until(lambda: relay.active, 5)
+        async with store.transaction() as conn:
+            await conn.execute(sa.text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+            loop = asyncio.get_running_loop()
+            held_until = loop.time() + 1.0
+            while loop.time() < held_until:
+                assert relay.active
+                await asyncio.sleep(0.02)
+        assert relay.probe_timeouts >= 2
+        assert relay.active
+        await store.append(task, [submitted()], 0)
+        await listener.wait_for(1)
+
+
 class Blackhole:
     """A TCP proxy to PostgreSQL that can go silent: no RST, no FIN, nothing forwarded, the way
-    a NAT that dropped its entry or a failover black hole looks to a client."""
+    a NAT that dropped its entry or a failover black hole looks to a client. `close` ends every
+    connection it carried, so the server's backend (and the advisory lock it holds) goes too."""
 
     def __init__(self) -> None:
         self.silent = False
         self.server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pipes: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
         async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
             server_r, server_w = await asyncio.open_connection(host, port)
+            self._writers += [client_w, server_w]
 
             async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
                 while data := await src.read(65536):
@@ -237,15 +307,23 @@ class Blackhole:
                     dst.write(data)
                     await dst.drain()
 
-            await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+            for task in (pipe(client_r, server_w), pipe(server_r, client_w)):
+                piping = asyncio.create_task(task)
+                self._pipes.add(piping)
+                piping.add_done_callback(self._pipes.discard)
 
         self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
         bound: int = self.server.sockets[0].getsockname()[1]
         return bound
 
-    def close(self) -> None:
+    async def close(self) -> None:
         assert self.server is not None
         self.server.close()
+        for piping in list(self._pipes):
+            piping.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
 
 
 async def test_a_half_open_lock_connection_is_given_up_not_waited_on(
@@ -280,4 +358,4 @@ async def test_a_half_open_lock_connection_is_given_up_not_waited_on(
     finally:
         stop.set()
         task.cancel()
-        hole.close()
+        await hole.close()
