@@ -15,7 +15,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from api import cli_admin, cli_auth, cli_client
+from api import cli_admin, cli_auth, cli_client, cli_indicators
 from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.settings import Settings, load_settings
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="scamtrail: an event-sourced scam-analysis agent.", no_args_is_help=True)
 app.add_typer(cli_admin.projections, name="projections")
 app.add_typer(cli_admin.tasks, name="tasks")
+app.add_typer(cli_indicators.indicators, name="indicators")
 cli_client.register(app)  # analyze, timeline, tasks list
 app.command(name="token")(cli_auth.token)
 console = Console(stderr=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 from domain import events as ev
 from domain.log import RecordedEvent
+from domain.search_relevance import PROVIDER_NAMES, naming_results, searched_entities
 
-SCAM_WORDS = ("scam", "fraud", "phishing", "smishing", "fake", "spam", "complaint", "warning")
 MAX_DETAILS = 3
 
 
@@ -27,6 +27,8 @@ class Evidence:
     completed: dict[str, tuple[int, ev.ToolCallCompleted]] = field(default_factory=dict)
     # call_id -> (version, event): calls whose last word is a failure with no retry to come.
     failed: dict[str, tuple[int, ev.ToolCallFailed]] = field(default_factory=dict)
+    # call_id -> input: what each call was asked (a web search's searched entities).
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def collect(stream: Sequence[RecordedEvent]) -> Evidence:
@@ -35,6 +37,8 @@ def collect(stream: Sequence[RecordedEvent]) -> Evidence:
         event = recorded.event
         if isinstance(event, ev.EntitiesExtracted):
             evidence.entities, evidence.extraction_version = event.entities, recorded.version
+        elif isinstance(event, ev.ToolCallStarted):
+            evidence.inputs.setdefault(event.call_id, event.input)
         elif isinstance(event, ev.ToolCallCompleted):
             evidence.completed.setdefault(event.call_id, (recorded.version, event))
             evidence.failed.pop(event.call_id, None)
@@ -50,9 +54,8 @@ def tool_reasons(evidence: Evidence) -> list[ev.Reason]:
     # The same finding from two calls (a URL and its domain both matching one indicator) is one
     # reason citing both events: counting it twice would inflate the score.
     found_by: dict[tuple[str, str], tuple[float, list[int]]] = {}
-    for version, event in evidence.completed.values():
-        reader = _READERS.get(event.tool)
-        found = reader(event.output) if reader else None
+    for call_id, (version, event) in evidence.completed.items():
+        found = _read(event, evidence.inputs.get(call_id, {}))
         if found:
             code, text, weight = found
             found_by.setdefault((code, text), (weight, []))[1].append(version)
@@ -77,6 +80,14 @@ def tool_reasons(evidence: Evidence) -> list[ev.Reason]:
 Found = tuple[str, str, float] | None
 
 
+def _read(event: ev.ToolCallCompleted, call_input: dict[str, Any]) -> Found:
+    """The finding in one tool output; a web search is read against what it searched for."""
+    if event.tool == "web_search":
+        return _web_search(event.output, call_input)
+    reader = _READERS.get(event.tool)
+    return reader(event.output) if reader else None
+
+
 def _scam_database(output: dict[str, Any]) -> Found:
     matches = [m for m in output.get("matches") or [] if isinstance(m, dict)]
     if not matches:
@@ -94,23 +105,32 @@ def _scam_database(output: dict[str, Any]) -> Found:
     return "scam_database_match", text, round(weight, 3)
 
 
-def _web_search(output: dict[str, Any]) -> Found:
+def _web_search(output: dict[str, Any], call_input: dict[str, Any]) -> Found:
+    """Reports that name a searched entity as a scam; other results (pages that only share the
+    query's words) are no evidence. One such report is real evidence; more make it stronger."""
+    provider = str(output.get("provider", ""))
     results = [r for r in output.get("results") or [] if isinstance(r, dict)]
-    hits = [
-        r
-        for r in results
-        if any(
-            word in f"{r.get('title', '')} {r.get('snippet', '')}".lower() for word in SCAM_WORDS
-        )
-    ]
-    if not hits:
+    naming = naming_results(
+        results, searched_entities(call_input.get("entities")), provider=provider
+    )
+    if not naming:
         return None
-    first = hits[0]
+    first, _ = naming[0]
+    named = list(dict.fromkeys(s.value for _, found in naming for s in found))
     text = (
-        f"web search finds {len(hits)} page(s) reporting it as a scam, e.g. "
+        f"{_found_by(provider, len(naming))} {' and '.join(named)} as a scam, e.g. "
         f"'{first.get('title', '')}' ({first.get('url', '')})"
     )
-    return "web_reports", text, 0.3 if len(hits) == 1 else 0.45
+    return "web_reports", text, round(min(0.45, 0.3 + 0.075 * (len(naming) - 1)), 3)
+
+
+def _found_by(provider: str, count: int) -> str:
+    """Who answered and how often, as the reason's subject: "2 local reports name"."""
+    if provider == "local":
+        noun = "local report"
+    else:
+        noun = f"{PROVIDER_NAMES.get(provider, 'web search')} result"
+    return f"{count} {noun} names" if count == 1 else f"{count} {noun}s name"
 
 
 def _risk(output: dict[str, Any], subject: str, key: str) -> Found:
@@ -136,7 +156,6 @@ def _number(value: Any) -> float:
 
 _READERS = {
     "scam_database": _scam_database,
-    "web_search": _web_search,
     "domain_reputation": _domain_reputation,
     "phone_validator": _phone_validator,
 }

@@ -63,26 +63,42 @@ def _scam_database(entities: Sequence[Entity]) -> list[PlannedCall]:
 
 
 def _web_search(entities: Sequence[Entity]) -> list[PlannedCall]:
+    """One search for the sender; the input lists the entities searched for, since a result is
+    evidence only if it names one of them (domain.search_relevance)."""
     query = search_query(entities)
     if not query:
         return []
     digest = hashlib.sha256(query.encode()).hexdigest()[:16]
-    return [_call("web_search", digest, {"query": query})]
+    searched = [{"kind": e.kind, "value": e.value} for e in _searched(entities)]
+    return [_call("web_search", digest, {"query": query, "entities": searched})]
 
 
 def search_query(entities: Sequence[Entity]) -> str:
     """A query built from what identifies the sender best: its numbers and domains, then the
     brand it claims to be and the kind of lure. Empty when there is nothing worth searching."""
-    terms: list[str] = []
-    for wanted in ("phone", "domain", "email"):
-        terms += [e.value for e in entities if e.kind == wanted and e.value not in terms]
-    if not terms:
+    searched = _searched(entities)
+    if not searched:
         return ""
+    return " ".join([*(e.value for e in searched), *_query_words(entities), "scam"])
+
+
+def _searched(entities: Sequence[Entity]) -> list[Entity]:
+    """The phones, domains and e-mail addresses the search names, as many as leave room in the
+    query for the words of `_query_words`."""
+    found: list[Entity] = []
+    for wanted in ("phone", "domain", "email"):
+        found += [
+            e for e in entities if e.kind == wanted and e.value not in {f.value for f in found}
+        ]
+    return found[: MAX_QUERY_TERMS - len(_query_words(entities))]
+
+
+def _query_words(entities: Sequence[Entity]) -> list[str]:
+    """The brand the message claims to be and its most telling lure."""
     signals = {e.value: e for e in entities if e.kind == "signal"}
     brand = signals.get("impersonated_brand")
     words = [str(brand.details["brand"])] if brand and "brand" in brand.details else []
-    words += [code.replace("_", " ") for code in SEARCHABLE_LURES if code in signals][:1]
-    return " ".join([*terms[: MAX_QUERY_TERMS - len(words)], *words, "scam"])
+    return words + [code.replace("_", " ") for code in SEARCHABLE_LURES if code in signals][:1]
 
 
 def _domain_reputation(entities: Sequence[Entity]) -> list[PlannedCall]:

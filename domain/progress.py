@@ -12,6 +12,7 @@ from typing import Any
 
 from domain import events as ev
 from domain.log import RecordedEvent
+from domain.search_relevance import PROVIDER_NAMES
 from domain.task import STEP_PERCENT
 
 TERMINAL_STEPS = frozenset({"completed", "failed", "cancelled"})
@@ -90,6 +91,17 @@ def _target(call_input: dict[str, Any]) -> str:
     return f" for {value}" if value else ""
 
 
+def _answered(tool: str, output: dict[str, Any]) -> str:
+    """What a call gave: for a web search, how many results from which provider ("2 results
+    from local reports", "5 results from Exa"); for any other tool, "done"."""
+    provider = PROVIDER_NAMES.get(str(output.get("provider")))
+    if tool != "web_search" or provider is None:
+        return "done"
+    results = output.get("results")
+    count = len(results) if isinstance(results, list) else 0
+    return f"{count} result{'' if count == 1 else 's'} from {provider}"
+
+
 def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
     """(step, tool, message, percent, error) for one event."""
     match event:
@@ -109,9 +121,10 @@ def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
             again = f" (attempt {attempt})" if attempt > 1 else ""
             percent = max(STEP_PERCENT.get(step, 20) - 5, 15)
             return step, tool, f"{label}{_target(call_input)}...{again}", percent, False
-        case ev.ToolCallCompleted(step=step, tool=tool, duration_ms=ms):
+        case ev.ToolCallCompleted(step=step, tool=tool, duration_ms=ms, output=output):
             label = _TOOL_LABELS.get(tool, f"Calling {tool}")
-            return step, tool, f"{label}: done in {ms:.0f} ms", STEP_PERCENT.get(step, 20), False
+            text = f"{label}: {_answered(tool, output)} in {ms:.0f} ms"
+            return step, tool, text, STEP_PERCENT.get(step, 20), False
         case ev.ToolCallFailed(step=step, tool=tool, error=error, will_retry=again):
             suffix = "; retrying" if again else ""
             return step, tool, f"{tool} failed: {error}{suffix}", STEP_PERCENT.get(step, 20), True

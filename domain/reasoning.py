@@ -3,22 +3,52 @@
 Every reason cites the events (by `version`, the `seq` clients see) it rests on, so an analyst
 can check months later exactly which tool output made the agent say "scam".
 
-Score: each reason has a weight in [0, 1], read as the chance that this evidence alone means a
-scam. Independent pieces of evidence combine by noisy-OR: score = 1 - product(1 - weight). Two
-weak signals make a moderate score, any one strong signal a high one, and nothing reaches 1.
-Verdict: scam from 0.6, suspicious from 0.3, otherwise safe.
+Evidence. The rules give each finding a weight in [0, 1] (a phrase in the text, a tool's
+finding); findings combine by noisy-OR into the rules' score. A small learned model of scam and
+spam wording (domain.text_model) reads the message too.
+
+Score. The rules' score and the model's logit are combined by logistic regression fitted on
+labelled data (domain/models/calibration.json, fitted by benchmarks/calibrate.py on the train
+split only), so `score` is a calibrated probability that the message is a scam: of the
+messages scored 0.8, about 80 % are. `confidence` is that probability for the verdict given
+(`score` for scam and suspicious, 1 - `score` for safe), lowered for each tool that failed.
+A reason's `weight` is how much that reason moved the score: the score with it minus the score
+without it.
+
+Verdict policy, on top of the score:
+- no finding at all (no rule reason, and wording the model does not find scam-like): `safe`;
+- `scam` needs the score past SCAM_THRESHOLD AND either one strong finding (a scam-database
+  match, a look-alike domain with another sign, gift cards, ...; weight >= STRONG_WEIGHT, or
+  the model near-certain) or two independent findings that corroborate each other;
+- anything else past SUSPICIOUS_THRESHOLD is `suspicious`: one weak finding is never more.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from domain import events as ev
 from domain.evidence import Evidence, collect, tool_reasons
 from domain.log import RecordedEvent
+from domain.text_model import text_model
 
-SCAM_THRESHOLD = 0.6
-SUSPICIOUS_THRESHOLD = 0.3
+CALIBRATION_FILE = Path(__file__).resolve().parent / "models" / "calibration.json"
+# Rules-only thresholds, for the floor under another reasoner's verdict (verdict_floor).
+RULES_SCAM_THRESHOLD = 0.6
+RULES_SUSPICIOUS_THRESHOLD = 0.3
+STRONG_WEIGHT = 0.6  # a look-alike domain alone (0.55) is not strong: it needs another sign
+MODEL_STRONG = 0.97  # the wording model alone counts as strong evidence past this
+MODEL_FINDING = 0.8  # ... and as one finding past this
+MAX_MODEL_WORDS = 6
+WORDLESS = frozenset({"url", "phone"})
+# Findings that describe the message rather than accuse it: they add to the score, but never
+# count as the second finding that confirms a scam.
+CONTEXT = frozenset({"link_in_message"})
 
 SIGNAL_WEIGHTS: dict[str, float] = {
     "urgency": 0.15,
@@ -53,11 +83,49 @@ SIGNAL_TEXTS: dict[str, str] = {
     "tech_support_alarm": "raises a false computer-security alarm",
     "new_number_claim": "claims to come from someone you know on a new number",
 }
-# Confidence: evidence raises it, each tool that finally failed multiplies it by this factor.
-BASE_CONFIDENCE = 0.5
-PER_EVIDENCE_EVENT = 0.1
-MAX_CONFIDENCE = 0.95
-FAILURE_FACTOR = 0.8
+FAILURE_FACTOR = 0.8  # each tool that finally failed multiplies the confidence by this
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """score = sigmoid(intercept + rules * logit(rules' score) + model * model's logit)."""
+
+    intercept: float
+    rules: float
+    model: float
+    scam_threshold: float
+    suspicious_threshold: float
+
+
+# Used when no fitted file is shipped: the rules' score as it is, the model ignored.
+UNFITTED = Calibration(0.0, 1.0, 0.0, 0.6, 0.3)
+
+
+def channel(kind: str) -> str:
+    """Calibration is per channel: long mail and short messages differ in base rate and in
+    how much their wording says."""
+    return "email" if kind == "email" else "short"
+
+
+@cache
+def _fitted() -> dict[str, Calibration]:
+    if not CALIBRATION_FILE.exists():
+        return {}
+    data = json.loads(CALIBRATION_FILE.read_text())
+    return {
+        name: Calibration(
+            float(fit["intercept"]),
+            float(fit["rules"]),
+            float(fit["model"]),
+            float(fit["scam_threshold"]),
+            float(fit["suspicious_threshold"]),
+        )
+        for name, fit in data["channels"].items()
+    }
+
+
+def calibration(kind: str) -> Calibration:
+    return _fitted().get(channel(kind), UNFITTED)
 
 
 def has_evidence(stream: Sequence[RecordedEvent]) -> bool:
@@ -70,9 +138,17 @@ def reason(stream: Sequence[RecordedEvent]) -> ev.VerdictReached:
     if not stream:
         raise ValueError("cannot reason on an empty stream")
     evidence = collect(stream)
-    reasons = [*_signal_reasons(evidence), *tool_reasons(evidence)]
-    score = _noisy_or(reasons)
-    if not any(item.weight > 0 for item in reasons):
+    findings = rule_reasons(evidence)
+    model_logit, model_reason = _wording(stream)
+    submitted = stream[0].event
+    kind = submitted.kind if isinstance(submitted, ev.TaskSubmitted) else "text"
+    fit = calibration(kind)
+    score = combined_score(findings, model_logit, fit)
+    if channel(kind) == "email":
+        score = max(score, _tool_floor(findings))
+    reasons = _attributed(findings, model_reason, model_logit, score, fit)
+    verdict = _policy(score, findings, model_logit, fit)
+    if verdict == "safe" and not any(item.weight > 0 for item in reasons):
         cited = evidence.extraction_version or stream[0].version
         reasons.insert(
             0,
@@ -83,13 +159,115 @@ def reason(stream: Sequence[RecordedEvent]) -> ev.VerdictReached:
                 text="no risk signals found in the message or tool results",
             ),
         )
+    reasons.extend(_failures(evidence))
     reasons.sort(key=lambda item: -item.weight)
     return ev.VerdictReached(
-        verdict=_verdict(score),
-        score=score,
-        confidence=_confidence(evidence),
+        verdict=verdict,
+        score=round(score, 3),
+        confidence=_confidence(verdict, score, evidence),
         reasons=tuple(reasons),
     )
+
+
+def rule_reasons(evidence: Evidence) -> list[ev.Reason]:
+    """What the rules find: signals in the text and the tools' findings (failures excluded)."""
+    found = [*_signal_reasons(evidence), *tool_reasons(evidence)]
+    return [item for item in found if item.code != "tool_failed"]
+
+
+def _failures(evidence: Evidence) -> list[ev.Reason]:
+    return [item for item in tool_reasons(evidence) if item.code == "tool_failed"]
+
+
+def combined_score(findings: Sequence[ev.Reason], model_logit: float, fit: Calibration) -> float:
+    rules = min(max(_noisy_or(findings), 0.001), 0.999)
+    logit = fit.intercept + fit.rules * math.log(rules / (1 - rules)) + fit.model * model_logit
+    return _sigmoid(logit)
+
+
+def _tool_floor(findings: Sequence[ev.Reason]) -> float:
+    """What the tools' findings alone (scam database, domain, phone, reports) are worth, as a
+    short message would be scored. Mail wording is calibrated on a corpus whose spam predates
+    every indicator we hold, so there the tools barely register; a phishing mail in plain
+    words with a listed or look-alike domain must still score what its domain says."""
+    tools = [item for item in findings if item.code not in SIGNAL_WEIGHTS]
+    if not tools:
+        return 0.0
+    return combined_score(tools, 0.0, calibration("sms"))
+
+
+def _policy(
+    score: float, findings: Sequence[ev.Reason], model_logit: float, fit: Calibration
+) -> ev.Verdict:
+    model = _sigmoid(model_logit) if fit.model else 0.0
+    positive = [item for item in findings if item.weight > 0 and item.code not in CONTEXT]
+    count = len(positive) + (1 if model >= MODEL_FINDING else 0)
+    if count == 0:
+        return "safe"
+    strong = any(item.weight >= STRONG_WEIGHT for item in positive) or model >= MODEL_STRONG
+    if score >= fit.scam_threshold and (strong or count >= 2):
+        return "scam"
+    return "suspicious" if score >= fit.suspicious_threshold else "safe"
+
+
+def _attributed(
+    findings: Sequence[ev.Reason],
+    model_reason: ev.Reason | None,
+    model_logit: float,
+    score: float,
+    fit: Calibration,
+) -> list[ev.Reason]:
+    """Each reason with the share of the score it moved: the rise from the score of a message
+    with no finding and neutral wording is split among the reasons in proportion to what each
+    adds to the logit (a rule finding by its share of the rules' evidence, -log(1 - weight);
+    the wording by the model's term). Leaving one reason out at a time would not do: near 1
+    the score saturates and every reason would seem to move nothing."""
+    rise = max(score - combined_score([], 0.0, fit), 0.0)
+    evidence = [-math.log(1 - min(max(item.weight, 0.0), 0.999)) for item in findings]
+    rules = min(max(_noisy_or(findings), 0.001), 0.999)
+    rules_term = fit.rules * (math.log(rules / (1 - rules)) - math.log(0.001 / 0.999))
+    total_evidence = sum(evidence) or 1.0
+    parts = [max(rules_term, 0.0) * share / total_evidence for share in evidence]
+    model_term = max(fit.model * model_logit, 0.0) if model_reason is not None else 0.0
+    total = sum(parts) + model_term or 1.0
+    reasons = [
+        item.model_copy(update={"weight": round(rise * part / total, 3)})
+        for item, part in zip(findings, parts, strict=True)
+    ]
+    if model_reason is not None:
+        reasons.append(
+            model_reason.model_copy(update={"weight": round(rise * model_term / total, 3)})
+        )
+    return reasons
+
+
+def _wording(stream: Sequence[RecordedEvent]) -> tuple[float, ev.Reason | None]:
+    """The wording model's logit for the submitted text, and a reason naming the words that
+    pushed it towards scam (None when the model finds the wording ordinary)."""
+    model, submitted = text_model(), stream[0].event
+    # A bare URL or number has no wording to read: the tools judge those.
+    if model is None or not isinstance(submitted, ev.TaskSubmitted) or submitted.kind in WORDLESS:
+        return 0.0, None
+    probability, words = model.probability(submitted.content)
+    logit = math.log(max(probability, 1e-9) / max(1 - probability, 1e-9))
+    telling = [word for word, weight in words if weight > 0][:MAX_MODEL_WORDS]
+    if probability < 0.5 or not telling:
+        return logit, None
+    quoted = ", ".join(f"'{word}'" for word in telling)
+    text = (
+        f"the wording reads like known scam and spam mail ({probability:.0%} by the wording "
+        f"model): {quoted}"
+    )
+    return logit, ev.Reason(
+        code="scam_wording", text=text, weight=0.0, evidence=(stream[0].version,)
+    )
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 def verdict_floor(stream: Sequence[RecordedEvent], rules: ev.VerdictReached) -> ev.Verdict:
@@ -101,7 +279,7 @@ def verdict_floor(stream: Sequence[RecordedEvent], rules: ev.VerdictReached) -> 
     (scam database, domain and phone risk, web reports) establishes."""
     if rules.verdict == "scam":
         return "scam"
-    return _verdict(_noisy_or(tool_reasons(collect(stream))))
+    return _rules_verdict(_noisy_or(tool_reasons(collect(stream))))
 
 
 VERDICT_RANK: dict[ev.Verdict, int] = {"safe": 0, "suspicious": 1, "scam": 2}
@@ -114,17 +292,16 @@ def _noisy_or(reasons: Sequence[ev.Reason]) -> float:
     return round(1.0 - remaining, 3)
 
 
-def _verdict(score: float) -> ev.Verdict:
-    if score >= SCAM_THRESHOLD:
+def _rules_verdict(score: float) -> ev.Verdict:
+    if score >= RULES_SCAM_THRESHOLD:
         return "scam"
-    return "suspicious" if score >= SUSPICIOUS_THRESHOLD else "safe"
+    return "suspicious" if score >= RULES_SUSPICIOUS_THRESHOLD else "safe"
 
 
-def _confidence(evidence: Evidence) -> float:
-    """More evidence events, more confidence; each final tool failure cuts it by a fifth."""
-    events = len(evidence.completed) + (1 if evidence.extraction_version else 0)
-    confidence = min(MAX_CONFIDENCE, BASE_CONFIDENCE + PER_EVIDENCE_EVENT * events)
-    return round(confidence * FAILURE_FACTOR ** len(evidence.failed), 3)
+def _confidence(verdict: ev.Verdict, score: float, evidence: Evidence) -> float:
+    """The calibrated chance the verdict is right, cut by a fifth for each final tool failure."""
+    right = 1.0 - score if verdict == "safe" else score
+    return round(right * FAILURE_FACTOR ** len(evidence.failed), 3)
 
 
 def signal_weight(code: str, phrases: int) -> float:

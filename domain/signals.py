@@ -22,6 +22,13 @@ _NEGATABLE = frozenset({"payment_request", "credential_request", "gift_card_paym
 # A brand named next to any of these asks for something the brand would not ask for this way.
 _REQUESTS = _NEGATABLE | {"callback_request", "remote_access", "tech_support_alarm"}
 _W = r"(?:\s+\S+){0,3}?\s+"  # up to three words in between
+# A money amount: "$4,850.00", "US$ 12,000", "EUR 1500", "980 USD". The number is one run of at
+# most 16 digits, commas and dots, never a nested repeat, so a hostile "1,000" * 13000 costs a
+# bounded amount of backtracking per position rather than an exponential one.
+_NUM = r"\d(?:[\d,.]{0,14}\d)?"
+_CUR = r"(?:usd|eur|gbp|cad|aud)"
+_AMOUNT = rf"(?:(?:us)?[$£€]\s?{_NUM}|{_CUR}\s?{_NUM}|{_NUM}\s?(?:{_CUR}|dollars|euros|pounds))"
+_PCT = r"\d{1,4}(?:\.\d{1,2})? ?%"  # "20%", "2.5 %"
 
 _PHRASES: dict[str, tuple[str, ...]] = {
     "urgency": (
@@ -57,7 +64,14 @@ _PHRASES: dict[str, tuple[str, ...]] = {
         r"back taxes",
         r"small fee",
         r"fee (?:of \S+ )?(?:is )?(?:required|due|outstanding|pending)",
-        r"send (?:me |us )?(?:[$£€]|us\$)\s?\d",
+        # "send $4,850.00", "transfer £2,400", "pay EUR 1500", "wire 980 USD"; "payment of $45"
+        # (a receipt) does not match, the verb must be the whole word.
+        r"(?:send|transfer|pay|wire|deposit|remit)(?: me| us)? " + _AMOUNT,
+        # Invoice redirection (business e-mail compromise): the payee's account "has changed".
+        r"(?:bank|banking|account|payment) (?:details|information) (?:have|has) (?:been )?"
+        r"(?:changed|updated)",
+        r"(?:changed|updated) (?:our|my) (?:bank|banking) (?:details|information|account)",
+        r"(?:pay|send|transfer|remit)" + _W + r"(?:to|into) (?:our|the|my) new (?:bank )?account",
         r"deposit" + _W + r"(?:to|into) (?:this|the|our)",
     ),
     "gift_card_payment": (
@@ -73,7 +87,12 @@ _PHRASES: dict[str, tuple[str, ...]] = {
         + r"(?:password|passcode|pin|ssn|social security number|card number|cvv|security "
         r"(?:code|questions?)|login details|bank details|one.time code|otp|verification code|code"
         r"|date of birth|(?:medicare|insurance|routing|national insurance|account) number)",
-        r"(?:log|sign) ?in (?:to|at|here|now|via)",
+        # A caller asking for the code just texted: "read me the code", "what is the code we sent".
+        r"read (?:me|us|out|back)" + _W + r"(?:code|otp|passcode|pin)",
+        r"what(?:'s| is| was) the (?:\S+ )?code (?:we|i|you) (?:just )?"
+        r"(?:sent|texted|received|got)",
+        r"(?:connect|link|sync|verify|validate|confirm|restore|unlock|rectify) your (?:\w+ ){0,2}?"
+        r"wallets?",
         r"seed phrase",
         r"recovery phrase",
         r"private key",
@@ -84,7 +103,7 @@ _PHRASES: dict[str, tuple[str, ...]] = {
         r"lottery",
         r"jackpot",
         r"sweepstakes?",
-        r"claim (?:your|the) (?:prize|reward|gift|winnings|refund|bonus)",
+        r"claim (?:your|the) (?:free )?(?:prize|reward|gift|winnings|refund|bonus|airdrop|tokens?)",
         r"cash prize",
         r"free (?:iphone|gift|vacation|cruise)",
         r"congratulations[^.!?\n]{0,40}"
@@ -92,7 +111,11 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     ),
     "threat_or_penalty": (
         r"(?:will|has been|have been|is|was) (?:be )?(?:suspended|locked|closed|terminated|"
-        r"blocked|deactivated|frozen|seized|disabled|restricted|cancell?ed)",
+        r"blocked|deactivated|frozen|seized|disabled|restricted|cancell?ed|disconnected|revoked)",
+        # Active voice needs an object that is yours, or "we will close the office" would match.
+        r"will (?:permanently )?(?:suspend|terminate|close|block|deactivate|freeze|disable|"
+        r"restrict|cancel|disconnect) your",
+        r"failure to (?:verify|confirm|comply|pay|respond|update)",
         r"arrest(?:ed)?",
         r"warrant",
         r"legal action",
@@ -130,6 +153,9 @@ _PHRASES: dict[str, tuple[str, ...]] = {
         r"keep (?:this|it) (?:secret|between|"
         r"confidential)",
         r"(?:don'?t|do not) (?:contact|call) (?:your bank|the bank|anyone)",
+        # Keeps the victim from checking with the real person ("do not call to confirm").
+        r"(?:don'?t|do not|no need to) (?:call|phone|ring)(?: me| us)?(?: \w+)? to "
+        r"(?:verify|confirm|check)",
     ),
     "remote_access": (
         r"anydesk",
@@ -138,8 +164,12 @@ _PHRASES: dict[str, tuple[str, ...]] = {
         r"remote (?:access|desktop)",
     ),
     "investment_lure": (
-        r"guaranteed (?:returns?|profits?|income)",
-        r"double your (?:money|investment|bitcoin)",
+        # "guaranteed 20% monthly returns", but not a shop's "guaranteed free returns".
+        r"guaranteed (?:" + _PCT + r" )?(?:(?:daily|weekly|monthly) )?(?:returns?|profits?|income)",
+        r"(?:returns?|profits?|interest|roi) of (?:up to )?" + _PCT + r" (?:daily|weekly|monthly|"
+        r"(?:per|a|every|each) (?:day|week|month))",
+        _PCT + r" (?:daily|weekly|monthly|per (?:day|week|month)) (?:returns?|profits?|roi|gains?)",
+        r"(?:double|triple|\d{1,3} ?(?:x|times)) your (?:money|investment|bitcoin|crypto|deposit)",
         r"\d{2,4} ?% (?:returns?|profit|roi)",
         r"(?:crypto|forex|bitcoin) (?:investment|trading) "
         r"(?:opportunity|platform|mentor)",
@@ -154,14 +184,22 @@ _PHRASES: dict[str, tuple[str, ...]] = {
         r"whatsapp me",
     ),
 }
+# Phrases that are a request only when the message also carries a link or domain to do it at:
+# "log in to the team meeting" or a bank's "sign in to the app to see your statement" is not.
+_LINKED_PHRASES: dict[str, tuple[str, ...]] = {
+    "credential_request": (r"(?:log|sign) ?in (?:to|at|here|now|via)",),
+}
 
 
 @cache
-def _patterns() -> dict[str, re.Pattern[str]]:
-    return {
-        code: re.compile(r"(?<!\w)(?:" + "|".join(phrases) + r")(?!\w)", re.IGNORECASE)
-        for code, phrases in _PHRASES.items()
-    }
+def _patterns(linked: bool) -> dict[str, re.Pattern[str]]:
+    patterns = {}
+    for code, phrases in _PHRASES.items():
+        if linked:
+            phrases += _LINKED_PHRASES.get(code, ())
+        alternatives = "|".join(phrases)
+        patterns[code] = re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)", re.IGNORECASE)
+    return patterns
 
 
 @cache
@@ -183,7 +221,8 @@ def text_signals(
 ) -> list[tuple[str, list[str], dict[str, Any]]]:
     """(code, matched phrases, extra details) for every signal found, in a fixed code order."""
     signals: list[tuple[str, list[str], dict[str, Any]]] = []
-    for code, pattern in _patterns().items():
+    linked = any(e.kind in ("url", "domain") for e in entities)
+    for code, pattern in _patterns(linked).items():
         matched = _matches(pattern, text, negatable=code in _NEGATABLE)
         if matched:
             signals.append((code, matched, {}))

@@ -8,6 +8,7 @@ lookup. The tables are in migrations/versions/0002_indicators_and_reports.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, get_args
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.extraction import split_host
 from domain.progress import iso_timestamp
+from domain.search_relevance import Searched, written_forms
 
 IndicatorKind = Literal["phone", "domain", "email", "url"]
 INDICATOR_KINDS: tuple[IndicatorKind, ...] = get_args(IndicatorKind)
@@ -188,15 +190,18 @@ class ReportHit:
 
 
 # Candidates are computed in Python so a lookup is one statement on the (kind, value) index.
+# A feed's indicator whose expiry has passed (infrastructure/feeds.py) is no longer a match.
 _LOOKUP = sa.text(
     f"SELECT {_COLUMNS} FROM scam_indicators"
-    " WHERE (kind = :kind AND value = :value) OR (kind = 'domain' AND value = ANY(:domains))"
+    " WHERE ((kind = :kind AND value = :value) OR (kind = 'domain' AND value = ANY(:domains)))"
+    "   AND (expires_at IS NULL OR expires_at > now())"
     " ORDER BY (kind = :kind AND value = :value) DESC, length(value) DESC, report_count DESC"
 )
 
 # Re-adding a known indicator is one more report of it: counts add up, the seen window widens,
 # and the newest category wins (an analyst's correction). The count stops at the column's
-# maximum rather than fail the upsert.
+# maximum rather than fail the upsert. A report by hand is not a feed's: the row no longer
+# expires, and a feed's re-import no longer refreshes it (infrastructure/feeds.py).
 _UPSERT = sa.text(
     "INSERT INTO scam_indicators AS i"
     "  (kind, value, category, report_count, first_seen, last_seen, source)"
@@ -206,37 +211,87 @@ _UPSERT = sa.text(
     "  report_count = least(CAST(i.report_count AS bigint) + EXCLUDED.report_count, :max_count),"
     "  first_seen = least(i.first_seen, EXCLUDED.first_seen),"
     "  last_seen = greatest(i.last_seen, EXCLUDED.last_seen),"
-    "  category = EXCLUDED.category"
+    "  category = EXCLUDED.category,"
+    "  imported_at = NULL,"
+    "  expires_at = NULL"
     f" RETURNING {_COLUMNS}"
 )
 
-# Any one of the query's words: the fallback match, and always what the snippet highlights (a
-# body rarely holds every word when the title holds some, and ts_headline then shows only its
-# opening words).
+# Any one of the words: what a snippet highlights (a body rarely holds every word when the title
+# holds some, and ts_headline then shows only its opening words). Never a match on its own.
 _ANY_WORD = (
-    "CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
+    "CAST(replace(CAST(plainto_tsquery('english', :words) AS text), ' & ', ' | ') AS tsquery)"
 )
-# Ranked on the matching ids first, so ts_headline (costly) runs only on the rows returned.
+_HEADLINE = (
+    "ts_headline('english', r.body, q.any_word,"
+    ' \'MaxFragments=2, MaxWords=30, MinWords=12, StartSel="", StopSel=""\')'
+)
+# Ranked on the matching ids first, so the snippet (ts_headline is costly) is made only for the
+# rows returned.
 _SEARCH = """
     WITH q AS (SELECT {tsquery} AS q, {any_word} AS any_word),
     top AS (
-        SELECT r.id, ts_rank_cd(r.search, q.q, 32) AS score
-        FROM scam_reports r, q WHERE r.search @@ q.q
+        SELECT r.id, {rank} AS score
+        FROM scam_reports r, q WHERE {document} @@ q.q
         ORDER BY score DESC, r.published DESC NULLS LAST, r.id LIMIT :limit
     )
-    SELECT r.title, r.url, r.published, top.score,
-           ts_headline('english', r.body, q.any_word,
-                       'MaxFragments=2, MaxWords=30, MinWords=12, StartSel="", StopSel=""')
-             AS snippet
+    SELECT r.title, r.url, r.published, top.score, {snippet} AS snippet
     FROM top JOIN scam_reports r USING (id), q
     ORDER BY top.score DESC, r.published DESC NULLS LAST, r.id
 """
-# First every word must appear (websearch syntax: quotes, or, -word); if nothing has them all,
-# any word may: an agent's query is often a whole message, which no report contains entirely.
-_SEARCH_ALL = sa.text(
-    _SEARCH.format(tsquery="websearch_to_tsquery('english', :query)", any_word=_ANY_WORD)
+# Every word must appear (websearch syntax: quotes, or, -word).
+_SEARCH_WORDS = sa.text(
+    _SEARCH.format(
+        tsquery="websearch_to_tsquery('english', :query)",
+        any_word=_ANY_WORD,
+        rank="ts_rank_cd(r.search, q.q, 32)",
+        document="r.search",
+        snippet=_HEADLINE,
+    )
 )
-_SEARCH_ANY = sa.text(_SEARCH.format(tsquery=_ANY_WORD, any_word=_ANY_WORD))
+# A report's words as exact lexemes, each reversed: lower-cased, split on anything but letters,
+# digits and `@.+_-`, a final dot (a sentence's end) dropped, so a domain, an address and an
+# E.164 number are one word each; then once more with `@` a separator (an address's domain is a
+# word) and a number's digits joined across spaces, brackets, dots and hyphens ("(833) 555-0164"
+# is also "8335550164"). Reversed, every subdomain of a domain is one prefix ("pay.x.top" is
+# "pot.x.yap", under "pot.x."). Runs of 254 characters or more (longer than any host) are left
+# out, as a lexeme's size is bounded. Migration 0008 indexes this very expression: change both.
+_TEXT = "lower(r.title || ' ' || r.url || ' ' || r.body)"
+_NAMES = (
+    "array_to_tsvector(array_remove(regexp_split_to_array(reverse(regexp_replace("
+    rf"regexp_replace({_TEXT}, '\.(?!\w)', ' ', 'g') || ' ' || regexp_replace("
+    rf"regexp_replace({_TEXT}, '\.(?!\w)|@', ' ', 'g'), '(\d)[\s().-]+(?=\d)', '\1', 'g'),"
+    " '[[:alnum:]@.+_-]{254,}', ' ', 'g')), '[^[:alnum:]@.+_-]+'), ''))"
+)
+# A report names a searched entity if one of its words is a form the entity is written in; a
+# short body is its own snippet, so whoever reads the result sees where the report names it.
+_SEARCH_NAMES = sa.text(
+    _SEARCH.format(
+        tsquery="CAST(:names AS tsquery)",
+        any_word=_ANY_WORD,
+        rank=f"ts_rank({_NAMES}, q.q)",
+        document=_NAMES,
+        snippet=f"CASE WHEN length(r.body) <= :whole_body THEN r.body ELSE {_HEADLINE} END",
+    )
+)
+WHOLE_BODY = 500  # characters: a report body this short is returned whole as the snippet
+
+
+def _names_query(names: Sequence[Searched]) -> tuple[str, str]:
+    """(tsquery, words) for the reports naming any of `names`. The index holds each report's
+    words reversed, so a domain's subdomains are one prefix: "pay.x.top" is "pot.x.yap"."""
+    terms, words = [], []
+    for searched in names:
+        forms, parents = written_forms(searched)
+        terms += [_reversed_lexeme(form) for form in forms]
+        terms += [_reversed_lexeme("." + parent) + ":*" for parent in parents]
+        words += forms
+    return " | ".join(dict.fromkeys(terms)), " ".join(dict.fromkeys(words))
+
+
+def _reversed_lexeme(word: str) -> str:
+    text = word.lower()[::-1].replace("\\", "\\\\").replace("'", "''")
+    return f"'{text}'"
 
 
 class IndicatorRepository:
@@ -290,17 +345,24 @@ class IndicatorRepository:
             row = (await conn.execute(_UPSERT, params)).one()
         return _indicator(row)
 
-    async def search_reports(self, query: str, limit: int = 5) -> list[ReportHit]:
-        """Scam reports about `query`, best first (full-text rank, title above body)."""
+    async def search_reports(
+        self, query: str, limit: int = 5, *, names: Sequence[Searched] = ()
+    ) -> list[ReportHit]:
+        """Scam reports naming any of `names` (a phone number in any usual format, a domain or a
+        subdomain of it, an e-mail address), or without names, holding every word of `query`;
+        best first. Never reports that share only some words: "scam" is in all of them."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        if not query.strip():
+        if names:
+            tsquery, words = _names_query(names)
+            statement = _SEARCH_NAMES
+            params = {"names": tsquery, "words": words, "whole_body": WHOLE_BODY}
+        elif query.strip():
+            statement, params = _SEARCH_WORDS, {"query": query, "words": query}
+        else:
             return []
-        params = {"query": query, "limit": limit}
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(_SEARCH_ALL, params)).all()
-            if not rows:
-                rows = (await conn.execute(_SEARCH_ANY, params)).all()
+            rows = (await conn.execute(statement, {**params, "limit": limit})).all()
         return [
             ReportHit(row.title, row.url, row.snippet, float(row.score), row.published)
             for row in rows

@@ -1,20 +1,24 @@
 """The `web_search` tool: what has been written about this scam, behind a provider interface.
 
-`LocalReportSearch` (full-text search over our scam_reports) needs nothing outside PostgreSQL and
-is the default; `ExaSearch` asks Exa's search API and is used when SCAMTRAIL_EXA_API_KEY is set.
-Both answer in the contract's shape (domain.tools): title, url, snippet, score, published.
+`LocalReportSearch` (our scam_reports that name the searched phone numbers, domains and e-mail
+addresses) needs nothing outside PostgreSQL and is the default; `ExaSearch` asks Exa's search
+API the call's query and is used when SCAMTRAIL_EXA_API_KEY is set. Both answer in the
+contract's shape (domain.tools): title, url, snippet, score, published. Whichever answered, the
+reasoner counts only the results that name a searched entity (domain.search_relevance).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.search_relevance import Searched, searched_entities
 from domain.storable import clean_text
 from domain.tools import ToolError
 from infrastructure.indicators import IndicatorRepository
@@ -26,13 +30,17 @@ SearchResult = dict[str, Any]  # {"title", "url", "snippet", "score": float, "pu
 class SearchProvider(Protocol):
     name: Literal["local", "exa"]
 
-    async def search(self, query: str, limit: int) -> list[SearchResult]: ...
+    async def search(
+        self, query: str, limit: int, *, names: Sequence[Searched] = ()
+    ) -> list[SearchResult]: ...
 
     async def aclose(self) -> None: ...
 
 
 class WebSearch:
-    """Output: {"provider": "local"|"exa", "results": [{title, url, snippet, score, published}]}."""
+    """Input: {"query": str, "entities": [{"kind": "phone"|"domain"|"email", "value": str}]}
+    (the entities searched for; optional). Output: {"provider": "local"|"exa", "results":
+    [{title, url, snippet, score, published}]}."""
 
     name = "web_search"
 
@@ -44,19 +52,26 @@ class WebSearch:
         query = call_input.get("query")
         if not isinstance(query, str) or not query.strip():
             raise ToolError(f"web_search takes {{'query': non-empty str}}, got {call_input!r}")
-        results = await self.provider.search(query.strip(), self._max_results)
+        names = searched_entities(call_input.get("entities"))
+        results = await self.provider.search(query.strip(), self._max_results, names=names)
         return {"provider": self.provider.name, "results": results}
 
 
 class LocalReportSearch:
+    """Our scam reports that name one of `names`; without names (a call that lists none), the
+    reports holding every word of the query. Never reports sharing only a word or two: every
+    one of them says "scam"."""
+
     name: Literal["local", "exa"] = "local"
 
     def __init__(self, reports: IndicatorRepository) -> None:
         self._reports = reports
 
-    async def search(self, query: str, limit: int) -> list[SearchResult]:
+    async def search(
+        self, query: str, limit: int, *, names: Sequence[Searched] = ()
+    ) -> list[SearchResult]:
         try:
-            hits = await self._reports.search_reports(query, limit)
+            hits = await self._reports.search_reports(query, limit, names=names)
         except (DBAPIError, OSError) as error:
             raise ToolError(f"local report search: the database did not answer: {error}") from error
         return [
@@ -93,7 +108,10 @@ class ExaSearch:
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(timeout=timeout)
 
-    async def search(self, query: str, limit: int) -> list[SearchResult]:
+    async def search(
+        self, query: str, limit: int, *, names: Sequence[Searched] = ()
+    ) -> list[SearchResult]:
+        """Exa's answer to the query; `names` are left to the reasoner's relevance check."""
         body = {
             "query": query,
             "numResults": limit,

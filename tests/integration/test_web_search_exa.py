@@ -67,7 +67,12 @@ async def test_results_are_mapped_to_the_contract_and_the_key_is_sent(
     )
     tool = web_search_tool(configured, engine)
     try:
-        answer = await tool({"query": "toll road unpaid balance"})
+        answer = await tool(
+            {
+                "query": "toll road unpaid balance",
+                "entities": [{"kind": "domain", "value": "ezpass-toll.top"}],
+            }
+        )
     finally:
         await tool.provider.aclose()
 

@@ -38,10 +38,10 @@ def test_look_alikes_of_brands_are_named(domain: str, brand: str) -> None:
 
 
 def test_a_brand_name_inside_a_foreign_domain_is_flagged() -> None:
-    assert codes("paypal.secure-login.com") == ["brand_embedded"]
+    assert codes("paypal.secure-login.com") == ["brand_embedded", "credential_words_in_host"]
     result = assess_domain("usps-redelivery.top", "http://usps-redelivery.top/pay")
     assert [s["code"] for s in result["signals"]] == ["brand_embedded", "risky_tld"]
-    assert result["risk"] == pytest.approx(0.65)
+    assert result["risk"] == pytest.approx(0.7)  # .top weighs 0.4 in risky_tlds.json
     assert result["registered_domain"] == "usps-redelivery.top"
 
 
@@ -54,8 +54,10 @@ def test_a_homoglyph_domain_is_caught_in_unicode_and_punycode() -> None:
 def test_ip_hosts_shorteners_deep_subdomains_and_credential_paths() -> None:
     assert codes("10.0.0.1", "http://10.0.0.1/admin") == ["ip_literal"]
     assert codes("bit.ly", "http://bit.ly/x") == ["url_shortener"]
-    assert codes("a.b.c.example.com") == ["deep_subdomain"]
-    assert codes("example.com", "http://example.com/account/verify") == ["credential_path"]
+    assert codes("a.b.c.example-shop.net") == ["deep_subdomain"]
+    assert codes("example-shop.net", "http://example-shop.net/account/verify") == [
+        "credential_path"
+    ]
 
 
 @pytest.mark.parametrize("domain", ["github.com", "purchase.com", "pineapple.com", "team.com"])

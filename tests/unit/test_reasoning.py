@@ -72,7 +72,7 @@ def test_signals_add_up_to_a_scam_and_each_cites_the_extraction() -> None:
     verdict = reason(stream(submitted(text), extracted(text)))
     assert verdict.verdict in {"suspicious", "scam"}
     assert {r.code for r in verdict.reasons} >= {"urgency", "payment_request", "impersonated_brand"}
-    assert all(r.evidence == (2,) for r in verdict.reasons)
+    assert all(r.evidence == (2,) for r in verdict.reasons if r.code != "scam_wording")
     risky = ev.ToolCallCompleted(
         call_id="domain_reputation:usps-redelivery.top",
         tool="domain_reputation",
@@ -86,7 +86,7 @@ def test_signals_add_up_to_a_scam_and_each_cites_the_extraction() -> None:
     )
     with_tool = reason(stream(submitted(text), extracted(text), risky))
     assert with_tool.verdict == "scam"
-    assert with_tool.score > verdict.score
+    assert with_tool.score >= verdict.score
     domain_reason = next(r for r in with_tool.reasons if r.code == "domain_risk")
     assert domain_reason.evidence == (3,)
     assert domain_reason.text.startswith("usps-redelivery.top looks risky: .top is cheap")
@@ -111,11 +111,61 @@ def test_a_call_that_failed_and_then_completed_is_not_a_failure() -> None:
     assert "tool_failed" not in {r.code for r in verdict.reasons}
 
 
-def test_more_evidence_means_more_confidence() -> None:
+def test_more_evidence_means_a_higher_score_and_a_confident_scam() -> None:
     text = f"Call {PHONE}"
     little = reason(stream(submitted(text), extracted(text)))
     more = reason(stream(submitted(text), extracted(text), scam_db_hit(1)))
-    assert more.confidence > little.confidence
+    assert little.verdict == "safe" and more.verdict == "scam"
+    assert more.score > little.score
+    assert more.confidence == more.score  # the calibrated chance that "scam" is right
+    assert little.confidence == pytest.approx(1 - little.score, abs=0.001)
+
+
+def domain_finding(risk: float, code: str, detail: str) -> ev.ToolCallCompleted:
+    return ev.ToolCallCompleted(
+        call_id="domain_reputation:paypa1-help.com",
+        tool="domain_reputation",
+        step="domain_reputation",
+        output={
+            "domain": "paypa1-help.com",
+            "registered_domain": "paypa1-help.com",
+            "risk": risk,
+            "signals": [{"code": code, "detail": detail, "weight": risk}],
+        },
+    )
+
+
+def test_no_signal_is_safe() -> None:
+    text = "Dinner at 7 tomorrow still works? Bring the board game."
+    verdict = reason(stream(submitted(text), extracted(text)))
+    assert verdict.verdict == "safe"
+    assert verdict.confidence >= 0.9
+
+
+def test_one_weak_signal_is_suspicious_at_most() -> None:
+    for text in ("Please reply asap", "Details at https://example-shop.net/offers"):
+        verdict = reason(stream(submitted(text), extracted(text)))
+        assert verdict.verdict in {"safe", "suspicious"}, (text, verdict)
+
+
+def test_a_lookalike_alone_is_suspicious_and_confirmed_by_another_sign() -> None:
+    text = "Your statement: https://paypa1-help.com"
+    lookalike = domain_finding(0.55, "lookalike_brand", "paypa1-help.com imitates PayPal")
+    alone = reason(stream(submitted(text), extracted(text), lookalike))
+    assert alone.verdict == "suspicious"
+    urgent = "URGENT: verify your account within 24 hours at https://paypa1-help.com"
+    confirmed = reason(stream(submitted(urgent), extracted(urgent), lookalike))
+    assert confirmed.verdict == "scam"
+
+
+def test_each_weight_is_how_much_its_reason_moved_the_score() -> None:
+    text = "USPS: pay the $1.99 redelivery fee within 24 hours at usps-redelivery.top/pay"
+    verdict = reason(stream(submitted(text), extracted(text), scam_db_hit(3)))
+    assert verdict.verdict == "scam"
+    moved = [r for r in verdict.reasons if r.weight > 0]
+    assert moved and all(0 < r.weight <= verdict.score for r in moved)
+    top = verdict.reasons[0]
+    assert top.code == "scam_database_match"  # the finding that moved the score most
 
 
 def test_has_evidence_is_false_only_when_nothing_answered() -> None:
