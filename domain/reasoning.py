@@ -49,6 +49,8 @@ WORDLESS = frozenset({"url", "phone"})
 # Findings that describe the message rather than accuse it: they add to the score, but never
 # count as the second finding that confirms a scam.
 CONTEXT = frozenset({"link_in_message"})
+# Phrases too common in honest messages to make wording telling on their own.
+WEAK_PHRASES = frozenset({"urgency", "link_in_message"})
 
 SIGNAL_WEIGHTS: dict[str, float] = {
     "urgency": 0.15,
@@ -185,6 +187,20 @@ def combined_score(findings: Sequence[ev.Reason], model_logit: float, fit: Calib
     return _sigmoid(logit)
 
 
+def _sources(positive: Sequence[ev.Reason], model: float) -> int:
+    """How many independent sources back the findings. The message's wording is one source,
+    whether the phrase rules or the wording model read it (the sender wrote it all), or two when
+    it uses three telling kinds of lure at once, or two that the wording model confirms; each
+    tool's finding is a source of its own."""
+    phrases = {item.code for item in positive if item.code in SIGNAL_WEIGHTS}
+    tools = {item.code for item in positive if item.code not in SIGNAL_WEIGHTS}
+    worded = 1 if phrases or model >= MODEL_FINDING else 0
+    telling = phrases - WEAK_PHRASES
+    if len(telling) >= 3 or (len(telling) >= 2 and model >= MODEL_FINDING):
+        worded = 2
+    return worded + len(tools)
+
+
 def _tool_floor(findings: Sequence[ev.Reason]) -> float:
     """What the tools' findings alone (scam database, domain, phone, reports) are worth, as a
     short message would be scored. Mail wording is calibrated on a corpus whose spam predates
@@ -201,11 +217,10 @@ def _policy(
 ) -> ev.Verdict:
     model = _sigmoid(model_logit) if fit.model else 0.0
     positive = [item for item in findings if item.weight > 0 and item.code not in CONTEXT]
-    count = len(positive) + (1 if model >= MODEL_FINDING else 0)
-    if count == 0:
+    if not positive and model < MODEL_FINDING:
         return "safe"
     strong = any(item.weight >= STRONG_WEIGHT for item in positive) or model >= MODEL_STRONG
-    if score >= fit.scam_threshold and (strong or count >= 2):
+    if score >= fit.scam_threshold and (strong or _sources(positive, model) >= 2):
         return "scam"
     return "suspicious" if score >= fit.suspicious_threshold else "safe"
 

@@ -9,7 +9,8 @@ only together with `domain.reasoning`.
         output: {"matches": [{"kind", "value", "category", "report_count", "first_seen",
                  "last_seen"}]}                                  # empty list: not known
     web_search     (step exa_search)
-        input:  {"query": str}
+        input:  {"query": str, "entities": [{"kind", "value"}, ...]} (the entities the query
+                names; a result counts as evidence only if it names one of them)
         output: {"provider": "local"|"exa", "results": [{"title", "url", "snippet",
                  "score": float, "published": str|None}]}
     domain_reputation (step domain_reputation)
