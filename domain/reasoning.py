@@ -35,12 +35,15 @@ from pathlib import Path
 from domain import events as ev
 from domain.evidence import Evidence, collect, tool_reasons
 from domain.log import RecordedEvent
-from domain.text_model import text_model
+from domain.text_model import sigmoid, text_model
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "models" / "calibration.json"
 # Rules-only thresholds, for the floor under another reasoner's verdict (verdict_floor).
 RULES_SCAM_THRESHOLD = 0.6
 RULES_SUSPICIOUS_THRESHOLD = 0.3
+# No verdict is certain: the calibrated score stays within [MIN_SCORE, 1 - MIN_SCORE], so the
+# confidence of a clear case reads 0.99, not 1.00.
+MIN_SCORE = 0.01
 STRONG_WEIGHT = 0.6  # a look-alike domain alone (0.55) is not strong: it needs another sign
 MODEL_STRONG = 0.97  # the wording model alone counts as strong evidence past this
 MODEL_FINDING = 0.8  # ... and as one finding past this
@@ -163,6 +166,7 @@ def reason(stream: Sequence[RecordedEvent]) -> ev.VerdictReached:
         )
     reasons.extend(_failures(evidence))
     reasons.sort(key=lambda item: -item.weight)
+    score = min(max(score, MIN_SCORE), 1 - MIN_SCORE)
     return ev.VerdictReached(
         verdict=verdict,
         score=round(score, 3),
@@ -184,7 +188,7 @@ def _failures(evidence: Evidence) -> list[ev.Reason]:
 def combined_score(findings: Sequence[ev.Reason], model_logit: float, fit: Calibration) -> float:
     rules = min(max(_noisy_or(findings), 0.001), 0.999)
     logit = fit.intercept + fit.rules * math.log(rules / (1 - rules)) + fit.model * model_logit
-    return _sigmoid(logit)
+    return sigmoid(logit)
 
 
 def _sources(positive: Sequence[ev.Reason], model: float) -> int:
@@ -215,7 +219,7 @@ def _tool_floor(findings: Sequence[ev.Reason]) -> float:
 def _policy(
     score: float, findings: Sequence[ev.Reason], model_logit: float, fit: Calibration
 ) -> ev.Verdict:
-    model = _sigmoid(model_logit) if fit.model else 0.0
+    model = sigmoid(model_logit) if fit.model else 0.0
     positive = [item for item in findings if item.weight > 0 and item.code not in CONTEXT]
     if not positive and model < MODEL_FINDING:
         return "safe"
@@ -266,7 +270,7 @@ def _wording(stream: Sequence[RecordedEvent]) -> tuple[float, ev.Reason | None]:
     probability, words = model.probability(submitted.content)
     logit = math.log(max(probability, 1e-9) / max(1 - probability, 1e-9))
     telling = [word for word, weight in words if weight > 0][:MAX_MODEL_WORDS]
-    if probability < 0.5 or not telling:
+    if probability < MODEL_FINDING or not telling:
         return logit, None
     quoted = ", ".join(f"'{word}'" for word in telling)
     text = (
@@ -276,13 +280,6 @@ def _wording(stream: Sequence[RecordedEvent]) -> tuple[float, ev.Reason | None]:
     return logit, ev.Reason(
         code="scam_wording", text=text, weight=0.0, evidence=(stream[0].version,)
     )
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
 
 
 def verdict_floor(stream: Sequence[RecordedEvent], rules: ev.VerdictReached) -> ev.Verdict:

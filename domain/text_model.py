@@ -50,10 +50,10 @@ class TextModel:
         present = [(w, self.weights[w]) for w in words(text) if w in self.weights]
         logit = self.bias + sum(weight for _, weight in present)
         present.sort(key=lambda item: -abs(item[1]))
-        return _sigmoid(logit), present
+        return sigmoid(logit), present
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)

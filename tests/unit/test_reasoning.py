@@ -50,7 +50,7 @@ def failed(call_id: str, *, will_retry: bool = False) -> ev.ToolCallFailed:
 def test_a_harmless_message_is_safe_because_no_risk_signals_were_found() -> None:
     verdict = reason(stream(submitted("See you at 6?"), extracted("See you at 6?")))
     assert verdict.verdict == "safe"
-    assert verdict.score == 0
+    assert verdict.score == 0.01  # no verdict is certain: the floor of the calibrated score
     (only,) = verdict.reasons
     assert only.code == "no_risk_signals"
     assert only.evidence == (2,)
