@@ -81,8 +81,8 @@ def import_indicators(
     console.print(
         f"[green]imported {escape(Path(file).name)} as {escape(source)} in"
         f" {time.perf_counter() - started:.2f} s:[/] {counts.added} added,"
-        f" {counts.refreshed} refreshed, {feed.bad} skipped"
-        f" ({counts.kept} held by other sources, {feed.duplicates} duplicates){expiry}",
+        f" {counts.refreshed} refreshed, {counts.kept} held by other sources,"
+        f" {feed.duplicates} duplicates, {feed.bad} bad lines skipped{expiry}",
         soft_wrap=True,  # one line, whatever the terminal's width: scripts grep it
     )
 
