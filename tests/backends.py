@@ -23,7 +23,10 @@ _STRAYS = sa.text(
     "       now() - backend_start AS age"
     " FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    "   AND backend_type = 'client backend' AND application_name <> :harness"
+    "   AND backend_type = 'client backend'"
+    # The harness's own pooled connections may stay, but idle: one left in a transaction (a
+    # test's cancelled query, an unclosed transaction) holds locks just the same.
+    "   AND (application_name <> :harness OR state <> 'idle')"
 )
 
 
@@ -48,6 +51,7 @@ async def assert_no_stray_backends(conn: AsyncConnection, grace_s: float = 3.0) 
         if loop.time() >= deadline:
             raise StrayBackends(
                 "an earlier test left backends connected to the test database (a relay, hub,"
-                " worker, api or engine not stopped in its teardown):\n  " + "\n  ".join(found)
+                " worker, api or engine not stopped in its teardown), or a harness connection"
+                " busy or in a transaction:\n  " + "\n  ".join(found)
             )
         await asyncio.sleep(0.05)

@@ -175,13 +175,17 @@ async def test_the_command_imports_reports_bad_lines_and_is_idempotent(
     code, output = await _in_thread(run, *args)
     assert code == 0
     assert "skipped line 3: expected one domain" in output
-    assert "2 added, 0 refreshed, 1 skipped" in output
+    assert (
+        "2 added, 0 refreshed, 0 held by other sources, 1 duplicates, 1 bad lines skipped" in output
+    )
     assert "1 duplicates" in output
     assert "expiring" in output
 
     code, output = await _in_thread(run, *args)
     assert code == 0
-    assert "0 added, 2 refreshed, 1 skipped" in output
+    assert (
+        "0 added, 2 refreshed, 0 held by other sources, 1 duplicates, 1 bad lines skipped" in output
+    )
     assert len(await rows(clean_database)) == 2
 
 

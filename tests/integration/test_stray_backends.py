@@ -28,3 +28,14 @@ async def test_a_backend_left_connected_is_named(settings: Settings, engine: Asy
         await leaked.close()
     async with engine.connect() as conn:
         await assert_no_stray_backends(conn)  # gone once closed: the next test may run
+
+
+async def test_a_harness_connection_left_in_a_transaction_is_named(engine: AsyncEngine) -> None:
+    async with engine.connect() as held:
+        await held.execute(sa.text("SELECT 1"))  # autobegin: the transaction stays open
+        async with engine.connect() as conn:
+            with pytest.raises(StrayBackends, match="idle in transaction"):
+                await assert_no_stray_backends(conn, grace_s=0.3)
+        await held.rollback()
+    async with engine.connect() as conn:
+        await assert_no_stray_backends(conn)
