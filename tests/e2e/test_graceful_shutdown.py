@@ -192,7 +192,13 @@ async def test_sigterm_to_a_worker_hands_its_job_back_without_repeating_a_comple
     assert handed_over_in < 30
     calls = {k.decode(): int(v) for k, v in counts.items()}
     started = Counter(r.event.call_id for r in stream if isinstance(r.event, ev.ToolCallStarted))
-    assert calls == dict(started), "every real call is recorded as started, and vice versa"
+    # Every real call was recorded as started first. The other way round holds but for the
+    # attempts the hand-back cancelled between recording their start and making the call (at
+    # most one per concurrent slot): those are recorded, and made again by the second worker.
+    assert all(calls[call_id] <= started[call_id] for call_id in calls), (calls, started)
+    assert set(calls) == set(started)
+    unmade = sum(started.values()) - sum(calls.values())
+    assert unmade <= app_settings.tool_concurrency, (calls, started)
     for call_id in completed_before:
         assert calls[call_id] == 1, f"{call_id} completed before SIGTERM but was called again"
     completions = Counter(
