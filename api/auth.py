@@ -1,8 +1,10 @@
 """JWT bearer tokens → `Caller`. One verifier per app, built from settings at start.
 
 Claims: `sub`, `tenant`, `roles` and `exp` are required; `aud` and `iss` are checked when the
-settings name them. Keys: an HS256 secret, a PEM public key (RS256/ES256) or a JWKS file (the
-token's `kid` picks the key). Error messages never contain the token.
+settings name them. `exp`, `iat` and `nbf` must be JSON numbers, and a token may live at most
+`max_token_lifetime_s` (exp - iat, or exp - now without `iat`): a leaked token signed to last for
+years is not a key for years. Keys: an HS256 secret, a PEM public key (RS256/ES256) or a JWKS
+file (the token's `kid` picks the key). Error messages never contain the token.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +39,7 @@ class TokenVerifier:
     audience: str | None
     issuer: str | None
     leeway_s: float
+    max_lifetime_s: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -54,7 +58,7 @@ class TokenVerifier:
         if any(a.lower() == "none" for a in algorithms):
             raise ValueError("jwt_algorithms must not include 'none'")
         return cls(keys, algorithms, settings.jwt_audience, settings.jwt_issuer,
-                   settings.jwt_leeway_s)  # fmt: skip
+                   settings.jwt_leeway_s, settings.max_token_lifetime_s)  # fmt: skip
 
     def verify(self, token: str) -> Caller:
         """The caller a valid token names; `NotAuthenticated` for anything else."""
@@ -83,7 +87,25 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             # PyJWT's messages name the failed check, never the token itself.
             raise NotAuthenticated(f"invalid token: {error}") from None
-        return _caller(claims)
+        caller = _caller(claims)
+        _check_lifetime(claims, self.max_lifetime_s)
+        return caller
+
+
+_TIME_CLAIMS = ("exp", "iat", "nbf")
+
+
+def _check_lifetime(claims: dict[str, Any], max_lifetime_s: float) -> None:
+    """Refuse time claims that are not JSON numbers (PyJWT reads "exp": "9999999999" as a number)
+    and a token meant to live longer than `max_lifetime_s`: measured from `iat` when it has one,
+    else from now."""
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise NotAuthenticated(f"invalid token: {name} must be a number")
+    start = claims.get("iat", time.time())
+    if claims["exp"] - start > max_lifetime_s:
+        raise NotAuthenticated(f"token lifetime exceeds {max_lifetime_s:g} s")
 
 
 def _caller(claims: dict[str, Any]) -> Caller:

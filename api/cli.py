@@ -15,7 +15,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from api import cli_admin, cli_auth, cli_client, cli_indicators
+from api import cli_admin, cli_auth, cli_client, cli_indicators, dev_auth
 from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.settings import Settings, load_settings
@@ -108,7 +108,10 @@ def up(
             f" http://{host}:{settings.port}/docs (api),"
             f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
         )
-        cli_auth.print_dev_token(settings)
+        if dev_auth.up_may_print_token(settings):
+            cli_auth.print_dev_token(settings)
+        else:
+            console.print(dev_auth.MINT_HINT, soft_wrap=True, markup=False, highlight=False)
         asyncio.run(_whole_system(settings, host))  # inside: the embedded services outlive it
 
 

@@ -24,8 +24,17 @@ def token(
     unknown = set(role) - {"submitter", "analyst", "admin"}
     if unknown:
         raise typer.BadParameter(f"unknown roles: {', '.join(sorted(unknown))}")
+    settings = load_settings()
+    lifetime = parse_age(ttl)
+    if lifetime.total_seconds() > settings.max_token_lifetime_s:
+        most = settings.max_token_lifetime_s
+        console.print(
+            f"[red]--ttl {ttl} is longer than the api accepts (SCAMTRAIL_MAX_TOKEN_LIFETIME_S,"
+            f" {most:g} s); it would refuse the token[/]"
+        )
+        raise typer.Exit(2)
     try:
-        print(dev_token(load_settings(), role, tenant, sub, parse_age(ttl)))
+        print(dev_token(settings, role, tenant, sub, lifetime))
     except CannotSign as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import random
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from arq import ArqRedis
 
 from api.caller import Caller
 from domain import events as ev
-from domain.errors import ConcurrencyConflict, IdempotencyKeyReused, TaskNotFound
+from domain.errors import (
+    ConcurrencyConflict,
+    DomainError,
+    IdempotencyKeyReused,
+    TaskNotFound,
+    TaskNotReviewable,
+)
 from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.task import TaskState, cancel, review
 from infrastructure.analysis_queue import enqueue_analysis
@@ -25,6 +35,27 @@ log = logging.getLogger(__name__)
 # Namespace for ids derived from an Idempotency-Key: the same key from the same caller always
 # names the same task and the same TaskSubmitted event, so a retried request stores nothing new.
 _IDEMPOTENCY = uuid.UUID("5f6b2a5e-1c1e-4c0e-9a55-7d1f6f0f5c11")
+
+# Reviews of one task are taken one at a time in this process (a lock per task, dropped when no
+# review holds it); writers elsewhere (other api processes, the worker) are met by re-reading
+# the task and appending again, up to this many times, with a short random pause between tries.
+_REVIEW_ATTEMPTS = 30
+_REVIEW_BACKOFF_S = 0.01
+_review_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+_COUNT_REVIEWS = sa.text(
+    "SELECT count(*) FROM events WHERE stream_id = :task_id AND type = 'VerdictReviewed'"
+)
+
+
+class TooManyReviews(TaskNotReviewable):
+    """The task holds `max_reviews_per_task` reviews already (409): one task's log is not an
+    unbounded comment thread."""
+
+    def __init__(self, task_id: str, limit: int) -> None:
+        self.task_id = task_id
+        DomainError.__init__(
+            self, f"task {task_id!r} already has {limit} reviews, the most a task may have"
+        )
 
 
 async def submit_task(
@@ -105,11 +136,33 @@ async def review_task(
     decision: Literal["confirm", "override"],
     verdict: ev.Verdict | None,
     note: str,
+    *,
+    max_reviews: int,
 ) -> TaskState:
-    """Record an analyst's review (VerdictReviewed); 409 unless the task has a verdict."""
-    return await _decide(
-        task_log, caller, task_id, lambda state: review(state, decision, verdict, note)
-    )
+    """Record an analyst's review (VerdictReviewed); 409 unless the task has a verdict, and 409
+    once it has `max_reviews` reviews. Concurrent reviews of one task all land: they queue on a
+    per-task lock here, and one that still meets another writer's append decides again."""
+    lock = _review_locks.get(task_id)
+    if lock is None:
+        lock = _review_locks[task_id] = asyncio.Lock()
+    async with lock:
+        reviews = await _review_count(task_log, task_id)
+        if reviews >= max_reviews:
+            await visible_task(task_log, caller, task_id)  # 404 first for a task it cannot see
+            raise TooManyReviews(task_id, max_reviews)
+        return await _decide(
+            task_log,
+            caller,
+            task_id,
+            lambda state: review(state, decision, verdict, note),
+            attempts=_REVIEW_ATTEMPTS,
+            backoff_s=_REVIEW_BACKOFF_S,
+        )
+
+
+async def _review_count(task_log: TaskLog, task_id: str) -> int:
+    async with task_log.store.engine.connect() as conn:
+        return int((await conn.execute(_COUNT_REVIEWS, {"task_id": task_id})).scalar_one())
 
 
 async def _decide(
@@ -117,16 +170,22 @@ async def _decide(
     caller: Caller,
     task_id: str,
     decide: Callable[[TaskState], ev.DomainEvent],
+    *,
+    attempts: int = 10,
+    backoff_s: float = 0.0,
 ) -> TaskState:
     """Decide on the task's current state and append the decision; if someone appended in the
-    meantime (the worker), decide again on the newer state."""
+    meantime (the worker, another analyst), decide again on the newer state, up to `attempts`
+    times, pausing up to `backoff_s` (random) between tries so that racers spread out."""
     metadata = EventMetadata(tenant=caller.tenant, actor=caller.actor)
-    for _ in range(10):
+    for attempt in range(attempts):
         state = await visible_task(task_log, caller, task_id)
         decision = decide(state)
         try:
             await task_log.append(task_id, [NewEvent(decision, metadata)], state.version)
         except ConcurrencyConflict:
+            if backoff_s and attempt + 1 < attempts:
+                await asyncio.sleep(random.uniform(0, backoff_s))
             continue
         after = await task_log.task(task_id)
         assert after is not None

@@ -18,6 +18,20 @@ import jwt
 
 from infrastructure.settings import Settings
 
+MINT_HINT = (
+    "tokens are signed with SCAMTRAIL_JWT_SECRET; mint one with:"
+    " scamtrail token --role analyst --role submitter --tenant demo --ttl 1h"
+)
+
+
+def up_may_print_token(settings: Settings) -> bool:
+    """Whether `scamtrail up` may print a ready-made token: only one signed with the developer
+    secret. With a configured SCAMTRAIL_JWT_SECRET the secret is a deployment's own, and a live
+    token on the console (and in whatever captures it) would be a credential for it; `up` then
+    prints MINT_HINT instead. (With a public key nothing here can sign; `up` says so.)"""
+    verifies_with_public_key = bool(settings.jwt_public_key or settings.jwt_jwks_file)
+    return settings.auth_disabled or settings.jwt_secret is None or verifies_with_public_key
+
 
 class CannotSign(RuntimeError):
     """The api verifies with a public key: tokens come from the identity provider."""

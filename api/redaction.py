@@ -1,12 +1,16 @@
 """Keeps bearer tokens out of the logs. uvicorn logs every request line with its query string
 (`?token=` on browser WebSockets), and at DEBUG the websockets library logs handshake headers
 (Authorization, Sec-WebSocket-Protocol); this filter rewrites such records before any handler
-formats them."""
+formats them.
+
+Query parameters are matched on their decoded form: the api reads `?t%6Fken=` as `token`, and
+`%65yJ…` as a JWT, so the log must recognise them the same way."""
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 # A JWT (three base64url parts, the first one a JSON header: "eyJ"), a `token=` query value, and
 # whatever follows "Bearer".
@@ -16,13 +20,35 @@ _SECRETS = re.compile(
     r"|(?<=[Bb]earer )[^\s,\"']+"
     r"|(?<=[Bb]earer, )[^\s,\"']+"
 )
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# One `name=value` of a query string (as uvicorn logs it: still percent-encoded).
+_PARAM = re.compile(r"(?<=[?&;])([^=&;\s\"'#?]+)=([^&;\s\"'#]+)")
+_DECODE_ROUNDS = 3  # a name encoded twice over is decoded too: redacting more is harmless
 REDACTED = "[redacted]"
 # uvicorn's loggers, and the websockets library's in case it logs on its own.
 LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
 
 
 def redact(text: str) -> str:
-    return _SECRETS.sub(REDACTED, text)
+    return _SECRETS.sub(REDACTED, _PARAM.sub(_redact_param, text))
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    """A query parameter whose decoded name holds "token", or whose decoded value holds a JWT,
+    keeps its name and loses its value."""
+    name, value = match.group(1), match.group(2)
+    if "token" in _decoded(name).lower() or _JWT.search(_decoded(value)):
+        return f"{name}={REDACTED}"
+    return match.group(0)
+
+
+def _decoded(text: str) -> str:
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
 
 
 class RedactTokens(logging.Filter):

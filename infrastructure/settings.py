@@ -108,10 +108,14 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway_s: float = Field(default=0.0, ge=0, le=300)
+    # Longest life a token may claim (exp - iat, or exp - now without iat): refused (401) past it.
+    max_token_lifetime_s: float = Field(default=24 * 3600.0, gt=0)
     dev_jwt_secret_file: str = ".scamtrail/dev-jwt-secret"
     # Whole request bodies. JSON escaping can grow 64 KB of content to ~384 KB (\uXXXX per
     # character), so this sits well above max_content_bytes while still bounding memory.
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Analyst reviews one task may hold; past it a review is refused (409).
+    max_reviews_per_task: int = Field(default=50, ge=1, le=10_000)
     # Submissions per tenant per minute (a Redis counter; 429 with Retry-After beyond it).
     submissions_per_minute: int = Field(default=600, ge=1)
     # Progress sockets (WebSocket and SSE) one user may hold open on one api process.

@@ -15,13 +15,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 from starlette.websockets import WebSocketDisconnect
 
 from api.caller import (
@@ -115,11 +116,60 @@ async def task_events(
     # Refused (429) while a status can still say so; counted inside the stream, whose `finally`
     # runs only once it has started.
     sockets.check(caller.tenant, caller.actor)
-    return StreamingResponse(
+    return SseResponse(
         _sse(services, metrics, follow, caller, sockets),
-        media_type="text/event-stream",
+        send_timeout=services.settings.ws_send_timeout_s,
+        metrics=metrics,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class SseResponse(StreamingResponse):
+    """An event stream whose every send is bounded by `send_timeout` (`ws_send_timeout_s`, as
+    for WebSockets). A send that waits longer means the client stopped reading: the stream is
+    closed, which frees its subscription and the user's socket slot, and counted as a "stalled"
+    connection error. Without the bound such a reader held them as long as TCP kept it open."""
+
+    def __init__(
+        self,
+        content: AsyncGenerator[str, None],
+        *,
+        send_timeout: float,
+        metrics: StreamMetrics,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self._events = content
+        self._send_timeout = send_timeout
+        self._metrics = metrics
+
+    async def stream_response(self, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code,
+                 "headers": self.raw_headers}  # fmt: skip
+        # Leaving `aclosing` closes the stream: its `finally` frees what it held.
+        async with aclosing(self._events) as chunks:
+            if not await self._send(send, start):
+                return
+            async for chunk in chunks:
+                body = {"type": "http.response.body", "body": chunk.encode(self.charset),
+                        "more_body": True}  # fmt: skip
+                if not await self._send(send, body):
+                    return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send(self, send: Send, message: dict[str, Any]) -> bool:
+        """Send one message; False (counted, logged) when it waited past the timeout."""
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await send(message)
+        except TimeoutError:
+            self._metrics.connection_errors.labels(_STALLED).inc()
+            log.warning(
+                "progress stream (SSE): the client read nothing for %g s; stream given up",
+                self._send_timeout,
+            )
+            return False
+        return True
 
 
 async def _sse(
@@ -128,7 +178,7 @@ async def _sse(
     follow: Follow,
     caller: Caller,
     sockets: SocketCounter,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     try:
         held = sockets.hold(caller.tenant, caller.actor)
         held.__enter__()

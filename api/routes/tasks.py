@@ -93,11 +93,21 @@ async def cancel(
     "/{task_id}/reviews",
     response_model=TaskView,
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"description": "No task"}, 409: {"description": "No verdict to review"}},
+    responses={
+        404: {"description": "No task"},
+        409: {"description": "No verdict to review, or max_reviews_per_task reached"},
+    },
 )
 async def review(task_id: str, body: ReviewTask, svc: Svc, caller: Analyst) -> TaskView:
-    """An analyst confirms or overrides the agent's verdict, with a note."""
+    """An analyst confirms or overrides the agent's verdict, with a note. Concurrent reviews of
+    one task all land; a task holds at most `max_reviews_per_task` of them."""
     state = await commands.review_task(
-        _task_log(svc), caller, task_id, body.decision, body.verdict, body.note
+        _task_log(svc),
+        caller,
+        task_id,
+        body.decision,
+        body.verdict,
+        body.note,
+        max_reviews=svc.settings.max_reviews_per_task,
     )
     return TaskView.of(state)
