@@ -2,7 +2,10 @@
 in a submitted message. Pure and deterministic; the worker records the result as EntitiesExtracted.
 
 Work is bounded: only the first `MAX_CONTENT` characters are read, every regex is linear (no
-nested quantifiers over the same characters), and each kind of entity is capped.
+nested quantifiers over the same characters, no pattern re-read from inside a run of digits),
+the phone matcher gives up after `MAX_PHONE_TRIES` false candidates, and each kind of entity
+is capped. Whatever a message holds, extracting it costs about what ordinary text of the same
+length does (tests/unit/test_extraction_adversarial.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from domain.signals import text_signals
 
 MAX_CONTENT = 65_536
 MAX_PER_KIND = 50
+# Number-like fragments that are not phone numbers (and the pieces of them re-read as numbers)
+# the phone matcher may reject before it gives up on a message. Each costs up to ~0.1 ms, so
+# this bounds a hostile "1,000" * 13000 to tens of ms where the library's own limit (65535)
+# allows a second; an ordinary message has a few dozen such fragments.
+MAX_PHONE_TRIES = 500
 
 _EMAIL = re.compile(
     r"(?<![\w.+-])[\w.%+-]{1,64}@((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.){1,8}[^\W\d_]{2,63})"
@@ -43,7 +51,11 @@ _NUMBER = r"(\d{1,3}(?:,\d{3}){1,4}(?:\.\d{1,8})?|\d{1,12}(?:\.\d{1,8})?)"
 _AMOUNTS = (
     re.compile(r"(?:US)?([$£€¥₹])\s?" + _NUMBER),
     re.compile(rf"\b({_CODES})\s?" + _NUMBER + r"\b"),
-    re.compile(_NUMBER + rf"\s?({_CODES}|dollars|euros|pounds|bitcoin)\b", re.IGNORECASE),
+    # Only from the first digit of a run: tried inside a run, the number would be re-read from
+    # every digit of it ("1" * 65536 costs twelve tries at each of 65536 places).
+    re.compile(
+        r"(?<!\d)" + _NUMBER + rf"\s?({_CODES}|dollars|euros|pounds|bitcoin)\b", re.IGNORECASE
+    ),
 )
 
 
@@ -94,7 +106,9 @@ def _phones(text: str, kind: Kind, region: str) -> Iterator[Entity]:
             number = None
         if number is not None and phonenumbers.is_possible_number(number):
             yield _phone_entity(number, text.strip()[:64])
-    matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
+    matcher = phonenumbers.PhoneNumberMatcher(
+        text, region, leniency=phonenumbers.Leniency.VALID, max_tries=MAX_PHONE_TRIES
+    )
     for count, match in enumerate(matcher):
         if count >= MAX_PER_KIND:
             break

@@ -198,7 +198,9 @@ def _patterns(linked: bool) -> dict[str, re.Pattern[str]]:
         if linked:
             phrases += _LINKED_PHRASES.get(code, ())
         alternatives = "|".join(phrases)
-        patterns[code] = re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)", re.IGNORECASE)
+        # Every phrase begins with a word character, so the lookahead only skips, cheaply, the
+        # places no phrase could start at: a run of punctuation tries no alternative at all.
+        patterns[code] = re.compile(r"(?<!\w)(?=\w)(?:" + alternatives + r")(?!\w)", re.IGNORECASE)
     return patterns
 
 
@@ -214,6 +216,39 @@ def _brand_pattern() -> tuple[re.Pattern[str], dict[str, tuple[str, Brand]]]:
     groups = {f"m{index}": (mention, by_mention[mention]) for index, mention in enumerate(ordered)}
     alternatives = "|".join(f"(?P<{name}>{re.escape(m)})" for name, (m, _) in groups.items())
     return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w@])", re.IGNORECASE), groups
+
+
+@cache
+def _brand_finder() -> re.Pattern[str]:
+    """The brand mentions as one prefix tree, matching exactly what `_brand_pattern` matches.
+
+    A flat alternation of every mention is tried mention by mention at each word start, which
+    costs the number of mentions per word; in the tree a word start that begins no mention fails
+    on its first character, so a 64 KB message costs one pass whatever it holds. The longer
+    mention still wins: each optional continuation is greedy, so "bank of america" is tried
+    before "bank", and the closing lookahead sends it back to a shorter one as the flat
+    alternation would."""
+    tree: dict[str, Any] = {}
+    for brand in BRANDS:
+        for mention in brand.mentions:
+            node = tree
+            for char in mention:
+                node = node.setdefault(char, {})
+            node[""] = {}
+    # The first characters of the mentions, as a set: a place no mention starts at is skipped
+    # without trying the tree's branches one by one.
+    first = "".join(sorted(re.escape(char) for char in tree))
+    return re.compile(rf"(?<![\w.])(?=[{first}]){_tree_regex(tree)}(?![\w@])", re.IGNORECASE)
+
+
+def _tree_regex(node: dict[str, Any]) -> str:
+    branches = [
+        re.escape(char) + _tree_regex(child) for char, child in sorted(node.items()) if char
+    ]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def text_signals(
@@ -258,7 +293,11 @@ def _impersonation(
     registered = {
         str(e.details.get("registered_domain", "")) for e in entities if e.kind == "domain"
     }
-    for match in pattern.finditer(text):
+    for found in _brand_finder().finditer(text):
+        # The tree finds where a mention is; the flat pattern, tried only there, says which.
+        match = pattern.match(text, found.start())
+        if match is None:  # the two match the same text, so this never happens
+            continue
         mention, brand = groups[str(match.lastgroup)]
         own = registered & brand.domains
         foreign = registered - brand.domains

@@ -102,8 +102,13 @@ async def _analyse(agent: Agent, writer: TaskWriter) -> None:
     assert isinstance(submitted, ev.TaskSubmitted)
     entities = _recorded_entities(writer)
     if entities is None:
-        entities = extract_entities(
-            submitted.content, submitted.kind, default_region=agent.settings.default_region
+        # CPU-bound (up to ~0.2 s for 64 KB): in a thread, so the loop that the api, relay and
+        # other analyses share keeps serving while one submitter's message is read.
+        entities = await asyncio.to_thread(
+            extract_entities,
+            submitted.content,
+            submitted.kind,
+            default_region=agent.settings.default_region,
         )
         await writer.append(ev.EntitiesExtracted(entities=entities))
 
@@ -162,7 +167,10 @@ async def _analyse(agent: Agent, writer: TaskWriter) -> None:
                 )
             )
             return
-        verdict = await agent.reasoner(writer.stream) if agent.reasoner else reason(writer.stream)
+        if agent.reasoner is not None:
+            verdict = await agent.reasoner(writer.stream)
+        else:  # the rule-based reasoner is CPU work over the whole stream: a thread, as above
+            verdict = await asyncio.to_thread(reason, list(writer.stream))
         await writer.append(verdict)
         await writer.append(ev.TaskCompleted(verdict=verdict.verdict))
     else:  # the verdict was recorded before a crash; only the completion is missing
