@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     relay_probe_timeout_s: float = Field(default=0.25, gt=0, le=60)
     # Submissions: content above this is refused with 413 (the seed had no bound at all).
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
+    # A submission's client metadata, serialised as JSON: above this, 413.
+    max_metadata_bytes: int = Field(default=8 * 1024, ge=2, le=1024 * 1024)
     # The agent. Region for phone numbers written without a country code.
     default_region: str = Field(default="US", min_length=2, max_length=2)
     # One tool call may take this long before it counts as timed out; then it is retried with

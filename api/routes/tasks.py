@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
@@ -51,6 +53,15 @@ async def submit(
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"content is {size} bytes; the limit is {svc.settings.max_content_bytes}",
+        )
+    # The metadata is stored in the same event and replayed to every reader and through Redis:
+    # it is bounded as a whole, serialised, not only by its number of keys.
+    metadata_size = len(json.dumps(body.metadata, ensure_ascii=False).encode())
+    if metadata_size > svc.settings.max_metadata_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"metadata is {metadata_size} bytes as JSON; the limit is"
+            f" {svc.settings.max_metadata_bytes}",
         )
     await check_submission_rate(svc.redis, caller.tenant, svc.settings.submissions_per_minute)
     submission = ev.TaskSubmitted(
