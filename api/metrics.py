@@ -71,10 +71,12 @@ class _RelayCollector(Collector):
 
 
 class _HubCollector(Collector):
-    """The hub counts its own reads of the log; a scrape copies the count here."""
+    """The hub counts its own reads of the log and the Pub/Sub messages it refused; a scrape
+    copies the counts here."""
 
     def __init__(self) -> None:
         self.log_reads = 0
+        self.pubsub_rejected = 0
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
@@ -82,6 +84,12 @@ class _HubCollector(Collector):
             "Reads of the log by this process's hub while Redis was unreachable: one per"
             " SCAMTRAIL_WS_POLL_S for all of the process's sockets",
             value=self.log_reads,
+        )
+        yield CounterMetricFamily(
+            "scamtrail_pubsub_rejected",
+            "Pub/Sub messages this process's hub dropped for a missing or wrong MAC: not"
+            " published by a relay of this deployment (a forgery, or a relay with another key)",
+            value=self.pubsub_rejected,
         )
 
 
@@ -166,6 +174,7 @@ def install(app: FastAPI) -> StreamMetrics:
         metrics.hub_subscribers.set(services.hub.subscriber_count)
         metrics.hub_channels.set(services.hub.channel_count)
         metrics.hub.log_reads = services.hub.polls
+        metrics.hub.pubsub_rejected = services.hub.rejected
         metrics.asyncio_tasks.set(len(asyncio.all_tasks()))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

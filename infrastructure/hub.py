@@ -12,12 +12,35 @@ and hands each new event to its channels' subscribers as the relay would have: a
 5,000 sockets makes 4 queries a second, not 20,000. Subscribers are marked stale when the live
 path breaks, when the hub's own reading starts, and when Redis is back (subscriptions
 confirmed): each time each one reads PostgreSQL once, for what fell between the two paths.
+
+Authenticity. Anyone who can PUBLISH on the Redis server (any database number: Pub/Sub ignores
+them) could otherwise tell a socket that a running task completed "safe". So the relay signs
+every message with an HMAC-SHA256 under `Settings.pubsub_signing_key` (a key only relays and
+api processes hold), and the hub drops, counts (`rejected`, scamtrail_pubsub_rejected_total) and
+logs at most once a minute every message that fails. The MAC covers the Redis channel name as
+well as the message, so a genuine message replayed onto another channel (another tenant's, or
+another deployment's sharing the key) fails too. Replays on the same channel are duplicates,
+which delivery drops by `seq`. Clients never see the MAC: the hub passes on the exact bytes the
+relay signed.
+
+The envelope is the message itself with one more member, `"mac"`, as its last: the relay turns
+`{...}` into `{..., "mac": "<64 hex digits>"}`. Anything that reads the channels as JSON (redis-cli,
+the relay's tests, the benchmarks) still reads the same object with the same members; the hub
+cuts the fixed-length tail back off to get the exact signed bytes, with no re-encoding (a JSON
+round trip need not give the same bytes back). A `<mac>.<json>` prefix or a wrapper object
+around the message as a string would have changed what every such reader sees.
+
+Channel names are the logical ones of `task_channel` / `tenant_channel` everywhere but on the
+Redis connection, where `Settings.channel_prefix` goes in front (empty by default: the names on
+Redis stay `agent_progress:{task_id}` and `tenant_progress:{tenant}`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import uuid
@@ -33,7 +56,7 @@ from redis.exceptions import RedisError
 from domain.log import LogCursor, RecordedEvent
 from domain.progress import TERMINAL_EVENT_TYPES, progress_message
 from infrastructure.event_store import EventStore
-from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog
+from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, Throttled
 from infrastructure.redis_client import create_redis
 from infrastructure.settings import Settings
 
@@ -52,6 +75,65 @@ def task_channel(task_id: str) -> str:
 
 def tenant_channel(tenant: str) -> str:
     return f"tenant_progress:{tenant}"
+
+
+# The tail the relay adds to a message: `, "mac": "` + 64 hex digits + `"}` in place of `}`.
+_MAC_HEAD = b', "mac": "'
+_MAC_HEX = 64  # HMAC-SHA256
+_MAC_TAIL = len(_MAC_HEAD) + _MAC_HEX + 2
+# A key anyone can derive: used only when neither pubsub_key nor jwt_secret is set.
+_PUBLIC_KEY = hashlib.sha256(b"scamtrail pubsub: no key configured").digest()
+
+
+class PubSubSeal:
+    """Signs (relay) and checks (hub) Pub/Sub messages, and puts the deployment's prefix on
+    channel names. See the module docstring for the envelope."""
+
+    __slots__ = ("_key", "prefix")
+
+    def __init__(self, settings: Settings) -> None:
+        key = settings.pubsub_signing_key()
+        if key is None:
+            log.warning(
+                "neither SCAMTRAIL_PUBSUB_KEY nor SCAMTRAIL_JWT_SECRET is set: progress messages"
+                " on Redis are signed with a public key, so anyone who can PUBLISH on the Redis"
+                " server can forge them; set SCAMTRAIL_PUBSUB_KEY on every api and relay"
+            )
+            key = _PUBLIC_KEY
+        self._key = key
+        self.prefix = settings.channel_prefix
+
+    def wire(self, channel: str) -> str:
+        """The name on Redis of a logical channel (`task_channel`, `tenant_channel`)."""
+        return self.prefix + channel
+
+    def logical(self, wire: str) -> str | None:
+        """The logical channel of a name on Redis; None for one outside this deployment."""
+        return wire[len(self.prefix) :] if wire.startswith(self.prefix) else None
+
+    def _mac(self, wire: str, body: bytes) -> bytes:
+        name = wire.encode()
+        signed = b"%d:%s%s" % (len(name), name, body)  # length-prefixed: no ambiguity
+        return hmac.new(self._key, signed, hashlib.sha256).hexdigest().encode()
+
+    def seal(self, wire: str, text: str) -> bytes:
+        """`text` (a JSON object) as published on `wire`: with the MAC as its last member."""
+        body = text.encode()
+        if not body.endswith(b"}"):
+            raise ValueError("only a JSON object can be sealed")
+        return body[:-1] + _MAC_HEAD + self._mac(wire, body) + b'"}'
+
+    def open(self, wire: str, data: bytes) -> bytes | None:
+        """The exact bytes the relay signed, or None if `data` is not sealed with our key for
+        `wire` (forged, from another deployment, replayed from another channel, malformed)."""
+        if len(data) <= _MAC_TAIL or not data.endswith(b'"}'):
+            return None
+        if data[-_MAC_TAIL : -_MAC_TAIL + len(_MAC_HEAD)] != _MAC_HEAD:
+            return None
+        body = data[:-_MAC_TAIL] + b"}"
+        if not hmac.compare_digest(data[-_MAC_HEX - 2 : -2], self._mac(wire, body)):
+            return None
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +236,13 @@ class ProgressHub:
         self._settings, self._store = settings, store
         self._redis = redis or create_redis(settings)
         self._owns_redis = redis is None
+        self._seal = PubSubSeal(settings)
+        # Messages dropped for a missing or wrong MAC; a flood of forgeries is one line a minute.
+        self._reject = Throttled(
+            log,
+            "progress hub: dropped a message on %s without a valid MAC (%d so far): someone"
+            " else publishes on this Redis server, or a relay has another pubsub key",
+        )
         self._control = f"scamtrail:hub:{uuid.uuid4()}"  # keeps the connection subscribed
         self._channels: dict[str, set[Subscription]] = {}
         self._confirmed: set[str] = set()
@@ -269,7 +358,7 @@ class ProgressHub:
             if not wanted:
                 return
             try:
-                await pubsub.subscribe(*wanted)
+                await pubsub.subscribe(*map(self._seal.wire, wanted))
             except _REDIS_ERRORS as error:
                 log.info("progress hub: subscribe failed (%r); the reader reconnects", error)
                 self._resolve_waiters(wanted, False)
@@ -307,7 +396,7 @@ class ProgressHub:
             gone = [c for c in channels if c not in self._channels]
             if gone and pubsub is self._pubsub:
                 try:
-                    await pubsub.unsubscribe(*gone)
+                    await pubsub.unsubscribe(*map(self._seal.wire, gone))
                 except _REDIS_ERRORS as error:
                     log.info("progress hub: unsubscribe failed (%r); the reader reconnects", error)
 
@@ -335,10 +424,11 @@ class ProgressHub:
     async def _connect(self) -> None:
         pubsub = self._redis.pubsub()
         channels = [self._control, *self._channels]
+        wire = [self._control, *map(self._seal.wire, self._channels)]
         try:
             async with self._lock, asyncio.timeout(SUBSCRIBE_TIMEOUT_S * 2):
-                await pubsub.subscribe(*channels)
-                pending = set(channels)
+                await pubsub.subscribe(*wire)
+                pending = set(wire)
                 while pending:
                     message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT_S)
                     if message and message["type"] == "subscribe":
@@ -364,7 +454,7 @@ class ProgressHub:
         if missed:
             self._stale_on_confirm.update(missed)
             async with self._lock:
-                await pubsub.subscribe(*missed)
+                await pubsub.subscribe(*map(self._seal.wire, missed))
         if gone:
             self._chore(self._unsubscribe(pubsub, gone))
 
@@ -375,9 +465,12 @@ class ProgressHub:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
-            kind, channel = message["type"], _text(message["channel"])
+            wire = _text(message["channel"])
+            kind, channel = message["type"], self._seal.logical(wire)
+            if channel is None:
+                continue  # the control channel, or not this deployment's
             if kind == "message":
-                self._dispatch(channel, message["data"])
+                self._dispatch(channel, wire, message["data"])
             elif kind == "subscribe":
                 if channel in self._channels:
                     self._confirmed.add(channel)
@@ -387,17 +480,27 @@ class ProgressHub:
                         sub.mark_stale()
                 self._resolve_waiters([channel], True)
 
-    def _dispatch(self, channel: str, data: bytes) -> None:
+    def _dispatch(self, channel: str, wire: str, data: bytes) -> None:
         if not self._channels.get(channel):
             return
+        signed = self._seal.open(wire, data)
+        if signed is None:
+            self._reject(wire)
+            return
         try:
-            body: dict[str, Any] = json.loads(data)
+            body: dict[str, Any] = json.loads(signed)
             terminal = body.get("event_type") in TERMINAL_EVENT_TYPES
-            message = LiveMessage(str(body["task_id"]), int(body["seq"]), data.decode(), terminal)
+            text = signed.decode()
+            message = LiveMessage(str(body["task_id"]), int(body["seq"]), text, terminal)
         except (ValueError, KeyError, TypeError) as error:
             log.warning("progress hub: dropped a malformed message on %s: %r", channel, error)
             return
         self._deliver(channel, message)
+
+    @property
+    def rejected(self) -> int:
+        """Messages dropped for a missing or wrong MAC (for tests and metrics)."""
+        return self._reject.count
 
     def _deliver(self, channel: str, message: LiveMessage) -> None:
         for sub in self._channels.get(channel, ()):

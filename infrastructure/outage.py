@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 
@@ -65,6 +66,24 @@ class OutageLog:
 
     def is_down(self, what: str) -> bool:
         return what in self._since
+
+
+class Throttled:
+    """A warning that can repeat at a high rate (a flood of forged messages, a starved server):
+    each occurrence is counted, and logged at most once per `every_s` with the count so far as
+    the message's last argument, so a flood costs one log line a minute, not one per event."""
+
+    def __init__(self, log: logging.Logger, message: str, every_s: float = 60.0) -> None:
+        self._log, self._message, self._every_s = log, message, every_s
+        self.count = 0
+        self._logged_at = -math.inf
+
+    def __call__(self, *args: object) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self._every_s:
+            self._logged_at = now
+            self._log.warning(self._message, *args, self.count)
 
 
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:

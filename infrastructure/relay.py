@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -40,8 +39,8 @@ from domain.log import LOG_START, LogCursor, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import SERVER_KEEPALIVES
 from infrastructure.event_store import EventStore
-from infrastructure.hub import task_channel, tenant_channel
-from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, sleep_unless
+from infrastructure.hub import PubSubSeal, task_channel, tenant_channel
+from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, Throttled, sleep_unless
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,11 +108,17 @@ class Relay:
         url = make_url(settings.database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
         self._outage = OutageLog(log, f"relay {settings.relay_name!r}")
+        self._seal = PubSubSeal(settings)
         self.active = False
         self.published = 0  # events published by this process (duplicates included)
         self.lag_seconds = 0.0  # commit -> publish of the last batch
-        self.probe_timeouts = 0  # idle probes the server cancelled (statement_timeout)
-        self._probe_timeout_logged_at = -math.inf
+        # Idle probes the server cancelled (statement_timeout); logged at most once a minute.
+        self._probe_timed_out = Throttled(
+            log,
+            f"relay {settings.relay_name!r}: the idle probe ran past"
+            f" {settings.relay_probe_timeout_s * 1000:.0f} ms and was cancelled (%d so far);"
+            " PostgreSQL is slow to answer, events reach Redis late meanwhile",
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set: wait for the lock, publish, ride out outages."""
@@ -182,6 +187,11 @@ class Relay:
                 if await sleep_unless(stop, settings.relay_poll_s):
                     return
 
+    @property
+    def probe_timeouts(self) -> int:
+        """Idle probes the server cancelled (for tests)."""
+        return self._probe_timed_out.count
+
     async def _has_news(
         self, probe: asyncpg.prepared_stmt.PreparedStatement, cursor: LogCursor
     ) -> bool:
@@ -191,30 +201,28 @@ class Relay:
         try:
             return bool(await probe.fetchval(str(cursor.transaction_id), cursor.position))
         except asyncpg.QueryCanceledError:
-            self.probe_timeouts += 1
-            now = time.monotonic()
-            if now - self._probe_timeout_logged_at >= 60:
-                self._probe_timeout_logged_at = now
-                log.warning(
-                    "relay %r: the idle probe ran past %.0f ms and was cancelled (%d so far);"
-                    " PostgreSQL is slow to answer, events reach Redis late meanwhile",
-                    self._settings.relay_name,
-                    self._settings.relay_probe_timeout_s * 1000,
-                    self.probe_timeouts,
-                )
+            self._probe_timed_out()
             return False
 
     async def _publish(self, batch: Sequence[RecordedEvent], stop: asyncio.Event) -> None:
         """PUBLISH every event to its task's and its tenant's channel, in one round trip; retry
-        until Redis takes them (the checkpoint does not move meanwhile)."""
+        until Redis takes them (the checkpoint does not move meanwhile). Each message is signed
+        for its channel (see infrastructure/hub.py): the hubs drop whatever is not."""
         backoff = Backoff(most=self._settings.relay_backoff_max_s)
+        seal = self._seal
+        messages = []
+        for recorded in batch:
+            text = json.dumps(progress_message(recorded))
+            for channel in (
+                seal.wire(task_channel(recorded.stream_id)),
+                seal.wire(tenant_channel(recorded.metadata.tenant)),
+            ):
+                messages.append((channel, seal.seal(channel, text)))
         while True:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for recorded in batch:
-                        message = json.dumps(progress_message(recorded))
-                        pipe.publish(task_channel(recorded.stream_id), message)
-                        pipe.publish(tenant_channel(recorded.metadata.tenant), message)
+                    for channel, message in messages:
+                        pipe.publish(channel, message)
                     await pipe.execute()
             except (RedisError, OSError) as error:
                 self._outage.down("Redis", error)

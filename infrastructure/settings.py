@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The label `pubsub_key` is derived from `jwt_secret` with: fixed, or an api and a relay of one
+# deployment would disagree on the key.
+PUBSUB_KEY_LABEL = b"scamtrail pubsub message key v1"
 
 
 class Settings(BaseSettings):
@@ -53,6 +59,19 @@ class Settings(BaseSettings):
     # The idle probe takes microseconds; the server cancels one that runs past this, and the
     # relay takes a cancelled probe as "nothing new yet" and probes again.
     relay_probe_timeout_s: float = Field(default=0.25, gt=0, le=60)
+    # The key the relay signs every Pub/Sub message with and every api's hub checks (HMAC-SHA256,
+    # see infrastructure/hub.py): a message that fails is dropped, so a client that can only
+    # PUBLISH on the Redis server cannot put words in a progress socket. Unset, it is derived
+    # from `jwt_secret` (an HMAC with a fixed label, so the JWT secret itself never goes near
+    # Redis): deployments whose api and relay already share SCAMTRAIL_JWT_SECRET need no new
+    # setting. Without either (public-key auth, developer mode) the key is one anyone can
+    # derive, and the hub and relay log a warning at start: set SCAMTRAIL_PUBSUB_KEY on every
+    # api and relay of the deployment.
+    pubsub_key: SecretStr | None = None
+    # Put before every Pub/Sub channel name: two deployments sharing one Redis server (Pub/Sub
+    # ignores database numbers) each hear only their own. Empty keeps the channel names
+    # `agent_progress:{task_id}` and `tenant_progress:{tenant}`.
+    channel_prefix: str = ""
     # Submissions: content above this is refused with 413 (the seed had no bound at all).
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
     # A submission's client metadata, serialised as JSON: above this, 413.
@@ -129,6 +148,16 @@ class Settings(BaseSettings):
     @classmethod
     def _use_asyncpg(cls, url: str) -> str:
         return async_database_url(url)
+
+    def pubsub_signing_key(self) -> bytes | None:
+        """The key of the Pub/Sub MAC: `pubsub_key`, else derived from `jwt_secret`; None when
+        neither is set (the caller then uses a public key and warns)."""
+        if self.pubsub_key is not None:
+            return self.pubsub_key.get_secret_value().encode()
+        if self.jwt_secret is not None:
+            secret = self.jwt_secret.get_secret_value().encode()
+            return hmac.new(secret, PUBSUB_KEY_LABEL, hashlib.sha256).digest()
+        return None
 
     @property
     def analysis_run_s(self) -> float:

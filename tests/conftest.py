@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
@@ -36,6 +37,14 @@ def redis_url() -> Iterator[str]:
             yield url
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test Redis (publish, inspect channels)."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

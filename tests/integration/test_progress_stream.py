@@ -1,5 +1,6 @@
 """The delivery loop with a real hub (Redis) and store (PostgreSQL), no relay: the test publishes
-wire messages itself, so it can publish them late, out of order, twice, or far too many."""
+wire messages itself, signed as the relay signs them, so it can publish them late, out of order,
+twice, or far too many."""
 
 from __future__ import annotations
 
@@ -22,11 +23,20 @@ from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
-from infrastructure.hub import ProgressHub, task_channel, tenant_channel
-from infrastructure.settings import Settings
+from infrastructure.hub import ProgressHub, PubSubSeal, task_channel, tenant_channel
+from infrastructure.settings import Settings, load_settings
+from tests.auth import TEST_SECRET
 from tests.factories import new, progress, submitted
 
 pytestmark = pytest.mark.integration
+
+SEAL = PubSubSeal(load_settings(jwt_secret=TEST_SECRET))  # what the `settings` fixture's hub checks
+
+
+def sealed(channel: str, recorded: RecordedEvent) -> tuple[str, bytes]:
+    """The channel on Redis and the message, as the relay publishes `recorded` on `channel`."""
+    wire = SEAL.wire(channel)
+    return wire, SEAL.seal(wire, json.dumps(progress_message(recorded)))
 
 
 @pytest.fixture
@@ -41,17 +51,10 @@ async def hub(settings: Settings, redis_url: str, store: EventStore) -> AsyncIte
     await found.stop()
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 async def publish(redis: Redis, store: EventStore, task: str, seqs: list[int]) -> None:
     by_seq = {r.version: r for r in await store.read_stream(task)}
     for seq in seqs:
-        await redis.publish(task_channel(task), json.dumps(progress_message(by_seq[seq])))
+        await redis.publish(*sealed(task_channel(task), by_seq[seq]))
 
 
 async def collect(stream: AsyncIterator[Outgoing | Close], within: float = 10) -> list[int]:
@@ -255,7 +258,7 @@ async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_no
 
     async def publish_all(task: str, after: int = 0) -> None:
         for recorded in await store.read_stream(task, after):
-            await redis.publish(tenant_channel(tenant), json.dumps(progress_message(recorded)))
+            await redis.publish(*sealed(tenant_channel(tenant), recorded))
 
     await store.append(known, [NewEvent(ev.TaskSubmitted(content="x", kind="sms"), meta)], 0)
     await publish_all(known)

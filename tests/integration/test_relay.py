@@ -61,13 +61,6 @@ async def until(check: Callable[[], bool], within: float) -> None:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def listener(redis: Redis) -> AsyncIterator[Listener]:
     found = Listener(redis, f"relay-{uuid.uuid4().hex[:8]}-")
     await found.start()
