@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 from api import auth, errors, metrics
 from api.limits import BodySizeLimit, RefuseNulInUrl, SocketCounter, has_nul
 from api.redaction import install_redaction
-from api.routes import admin, console, health, indicators, task_reads, tasks
+from api.routes import admin, api_docs, console, health, indicators, task_reads, tasks
 from api.routes import stream as progress_routes
 from api.services import open_services
 from infrastructure.settings import Settings, load_settings
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         direct_sockets=[r for r in progress_routes.router.routes if isinstance(r, WebSocketRoute)],
         title="scamtrail",
         version="0.1.0",
+        docs_url=None,  # served by api.routes.api_docs, without a CDN
+        redoc_url=None,
         description="Event-sourced scam analysis: submit, stream progress, read the audit.",
         lifespan=lifespan,
     )
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(indicators.router, responses=AUTH_RESPONSES)
     app.include_router(admin.router, responses=AUTH_RESPONSES)
     app.include_router(console.router)
+    app.include_router(api_docs.router)
     return app
 
 

@@ -3,17 +3,26 @@
 Socket metrics are counted where they happen. The relay's numbers are read from its checkpoint
 row at scrape time, so any api replica reports them whether the relay runs in this process or not:
 lag in events (committed past the checkpoint) and in seconds (age of the oldest of those).
+
+A scrape costs one query at most every `metrics_refresh_s`: scrapes in between (several
+Prometheus servers, or anyone hammering an open /metrics) reuse the last reading. With
+`SCAMTRAIL_METRICS_TOKEN` set, /metrics wants `Authorization: Bearer <that token>`; it is a
+separate secret from the users' JWTs because scrapers hold it in their configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +34,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import DBAPIError
+
+from api.caller import NotAuthenticated
+from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -150,27 +162,58 @@ class StreamMetrics:
         r.register(self.hub)
 
 
+class _RelayReading:
+    """The relay's checkpoint row, read at most once per `metrics_refresh_s` (one query for
+    however many scrapes arrive meanwhile)."""
+
+    def __init__(self, target: _RelayCollector) -> None:
+        self._target = target
+        self._read_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, services: Any) -> None:
+        settings: Settings = services.settings
+        if time.monotonic() - self._read_at < settings.metrics_refresh_s:
+            return
+        async with self._lock:
+            if time.monotonic() - self._read_at < settings.metrics_refresh_s:
+                return  # another scrape read it while this one waited
+            params = {"name": settings.relay_name, "limit": LAG_COUNT_LIMIT}
+            try:
+                async with services.engine.connect() as conn:
+                    row = (await conn.execute(_RELAY_LAG, params)).first()
+            except DBAPIError as error:
+                log.warning("metrics: reading the relay checkpoint failed: %r", error)
+                return  # the next scrape tries again
+            self._read_at = time.monotonic()
+            if row is not None:
+                self._target.published = int(row.published_total)
+                self._target.lag_events = int(row.lag_events)
+                self._target.lag_seconds = float(row.lag_seconds or 0.0)
+
+
+def _check_scraper(request: Request, settings: Settings) -> None:
+    if settings.metrics_token is None:
+        return
+    scheme, presented = get_authorization_scheme_param(request.headers.get("authorization"))
+    expected = settings.metrics_token.get_secret_value()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
+        raise NotAuthenticated(
+            "/metrics needs Authorization: Bearer <the token set in SCAMTRAIL_METRICS_TOKEN>"
+        )
+
+
 def install(app: FastAPI) -> StreamMetrics:
     metrics = StreamMetrics()
     app.state.stream_metrics = metrics
+    reading = _RelayReading(metrics.relay)
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)
     async def scrape(request: Request) -> Response:
         services = request.app.state.services
-        name = services.settings.relay_name
-        try:
-            async with services.engine.connect() as conn:
-                row = (
-                    await conn.execute(_RELAY_LAG, {"name": name, "limit": LAG_COUNT_LIMIT})
-                ).first()
-        except DBAPIError as error:
-            log.warning("metrics: reading the relay checkpoint failed: %r", error)
-            row = None
-        if row is not None:
-            metrics.relay.published = int(row.published_total)
-            metrics.relay.lag_events = int(row.lag_events)
-            metrics.relay.lag_seconds = float(row.lag_seconds or 0.0)
+        _check_scraper(request, services.settings)
+        await reading.refresh(services)
         metrics.hub_subscribers.set(services.hub.subscriber_count)
         metrics.hub_channels.set(services.hub.channel_count)
         metrics.hub.log_reads = services.hub.polls

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # ignores database numbers) each hear only their own. Empty keeps the channel names
     # `agent_progress:{task_id}` and `tenant_progress:{tenant}`.
     channel_prefix: str = ""
+    # /metrics: open unless this is set, then it wants `Authorization: Bearer <metrics_token>`
+    # (a secret of the scrapers', not a user's JWT). The relay's lag is read from PostgreSQL at
+    # most once per `metrics_refresh_s`, however often it is scraped.
+    metrics_token: SecretStr | None = None
+    metrics_refresh_s: float = Field(default=5.0, ge=0, le=300)
     # Submissions: content above this is refused with 413 (the seed had no bound at all).
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
     # A submission's client metadata, serialised as JSON: above this, 413.

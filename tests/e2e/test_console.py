@@ -276,3 +276,26 @@ async def test_the_task_list_pages_with_a_cursor(console: Console) -> None:
         await expect(rows).to_have_count(1)
         await page.click("#first-page")
         await expect(rows.first).to_have_attribute("data-task-id", newer)
+
+
+async def test_the_api_docs_work_offline_under_the_page_policy(console: Console) -> None:
+    """/docs in a browser that may reach nothing but the api: Swagger UI loads from the api
+    itself, renders every route of the schema, and breaks no Content-Security-Policy rule
+    (`browser_page` fails the test on any console error)."""
+    async with browser_page(console) as page:
+        elsewhere: list[str] = []
+
+        async def only_the_api(route: Any) -> None:
+            if route.request.url.startswith(console.url):
+                await route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                await route.abort()
+
+        await page.route("**/*", only_the_api)
+        await page.goto(f"{console.url}/docs")
+        await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        paths = await page.locator(".opblock-summary-path").all_inner_texts()
+        schema = await api_get(console, "/openapi.json")
+        assert {p.replace("\u200b", "") for p in paths} == set(schema["paths"])
+        assert elsewhere == []

@@ -33,8 +33,8 @@ AUD = "scamtrail-api"
 HOME, ELSEWHERE = "public", "other-tenant"
 # Served without a token on purpose: probes, scrapers, the schema, the console's static page
 # (which holds no data; its script calls the api with the analyst's token).
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-          "/redoc", "/", "/console/{name}"}  # fmt: skip
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/assets/{name}",
+          "/", "/console/{name}"}  # fmt: skip
 
 
 @dataclass(frozen=True)
