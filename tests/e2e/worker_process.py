@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +19,8 @@ def settings_env(settings: Settings, **extra: object) -> dict[str, str]:
     """The environment that makes a child process load these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
     for name, value in {**settings.model_dump(), **extra}.items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()  # str() would give the mask, not the secret
         if value is not None:
             env[f"SCAMTRAIL_{name.upper()}"] = str(value)
     return env
