@@ -49,15 +49,6 @@ class _Verifier(Protocol):
 _bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Bearer <token>`.")
 
 
-def current_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    """The caller named by `Authorization: Bearer`, whatever its roles."""
-    token = credentials.credentials if credentials else None
-    return caller_for(request.app.state.verifier, token)
-
-
 def caller_for(verifier: _Verifier | None, token: str | None) -> Caller:
     if verifier is None:  # auth switched off (settings.auth_disabled); the start logged it
         return Caller("public", "anonymous", ROLES)

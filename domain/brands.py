@@ -180,9 +180,6 @@ BRANDS: tuple[Brand, ...] = (
     _brand("mastercard", "Mastercard"),
 )
 
-OFFICIAL_DOMAINS: frozenset[str] = frozenset(d for brand in BRANDS for d in brand.domains)
-
-
 def brand_of_domain(registered_domain: str) -> Brand | None:
     """The brand that really owns `registered_domain`, if any."""
     for brand in BRANDS:

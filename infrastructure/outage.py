@@ -64,9 +64,6 @@ class OutageLog:
                 "%s: %s is back after %.1f s", self._who, what, time.monotonic() - since
             )
 
-    def is_down(self, what: str) -> bool:
-        return what in self._since
-
 
 class Throttled:
     """A warning that can repeat at a high rate (a flood of forged messages, a starved server):
