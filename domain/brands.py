@@ -180,6 +180,7 @@ BRANDS: tuple[Brand, ...] = (
     _brand("mastercard", "Mastercard"),
 )
 
+
 def brand_of_domain(registered_domain: str) -> Brand | None:
     """The brand that really owns `registered_domain`, if any."""
     for brand in BRANDS:

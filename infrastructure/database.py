@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -80,3 +81,9 @@ def migrate_sync(database_url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision`. Blocking: alembic's env runs its own event loop."""
     command.upgrade(alembic_config(database_url), revision)
 
+
+async def migrate(database_url: str, revision: str = "head") -> None:
+    """Create the database if needed, then apply migrations (in a thread: alembic is sync).
+    For scripts that run in an event loop (the benchmarks)."""
+    await ensure_database(database_url)
+    await asyncio.to_thread(migrate_sync, database_url, revision)
