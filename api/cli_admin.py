@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infrastructure.database import create_engine
+from infrastructure.indicator_projection import IndicatorRebuild, rebuild_indicators
 from infrastructure.projection_rebuild import (
     RebuildReport,
     prune_finished_tasks,
@@ -52,27 +53,31 @@ def parse_age(text: str) -> timedelta:
 
 @projections.command("rebuild")
 def rebuild(batch: int = typer.Option(500, min=1, max=10_000, help="Tasks per batch.")) -> None:
-    """Recompute every task row from the log and report how many changed."""
+    """Recompute every task row, and the known indicators, from the log; report how many task
+    rows changed."""
     settings = load_settings()
 
-    async def run(progress: Progress) -> RebuildReport:
+    async def run(progress: Progress) -> tuple[RebuildReport, IndicatorRebuild]:
         engine = create_engine(settings, pool_size=2)
         bar = progress.add_task("rebuilding", total=None)
         try:
-            return await rebuild_projections(
+            rebuilt = await rebuild_projections(
                 engine, batch=batch, progress=lambda n: progress.advance(bar, n)
             )
+            return rebuilt, await rebuild_indicators(engine)
         finally:
             await engine.dispose()
 
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} tasks"))
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
-        report = asyncio.run(run(progress))
+        report, indicators = asyncio.run(run(progress))
     seconds = time.perf_counter() - started
     console.print(
         f"[green]rebuilt {report.tasks} tasks from {report.events} events in {seconds:.1f} s:"
-        f" {report.changed} rows changed, {report.removed} orphan rows removed[/]"
+        f" {report.changed} rows changed, {report.removed} orphan rows removed; {indicators.rows}"
+        f" indicators from {indicators.events} events of {indicators.streams} indicator"
+        " streams[/]"
     )
 
 

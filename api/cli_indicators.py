@@ -7,6 +7,7 @@ user gave (arguments, the file), 3 for a PostgreSQL that is not there, 1 for one
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -87,6 +88,14 @@ def import_indicators(
     )
 
 
+def _actor() -> str:
+    """Who runs the import, as its events record it: the user of this machine."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in the environment or the password database
+        return "cli"
+
+
 def _store(feed: ParsedFeed, source: str, age: timedelta | None) -> ImportCounts:
     import asyncpg
     from sqlalchemy.exc import DBAPIError
@@ -97,7 +106,7 @@ def _store(feed: ParsedFeed, source: str, age: timedelta | None) -> ImportCounts
     async def run() -> ImportCounts:
         engine = create_engine(settings, pool_size=1)
         try:
-            return await import_feed(engine, feed, source=source, expire_after=age)
+            return await import_feed(engine, feed, source=source, expire_after=age, actor=_actor())
         finally:
             await engine.dispose()
 

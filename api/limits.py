@@ -1,6 +1,6 @@
-"""Bounds on what one caller can make the api do: request bodies, submissions per tenant per
-minute, open progress sockets per user. (Inbound WebSocket frames are bounded by uvicorn's
-`ws_max_size` and otherwise ignored.)"""
+"""Bounds on what one caller can make the api do: request bodies, submissions and indicator
+writes per tenant per minute, open progress sockets per user. (Inbound WebSocket frames are
+bounded by uvicorn's `ws_max_size` and otherwise ignored.)"""
 
 from __future__ import annotations
 
@@ -35,20 +35,33 @@ async def check_submission_rate(redis: Redis, tenant: str, per_minute: int) -> N
     A fixed window per tenant in Redis, shared by every api replica. When Redis is unreachable
     the submission is let through (logged): submissions keep working during a Redis outage, as
     the rest of the api does; the limit is a guard against floods, not an accounting record."""
+    await _count_in_minute(redis, "submit", tenant, per_minute, "submissions")
+
+
+async def check_indicator_write_rate(redis: Redis, tenant: str, per_minute: int) -> None:
+    """One more indicator assertion or retraction for `tenant` in this minute, or
+    `RateLimited`; counted and let through during a Redis outage as submissions are."""
+    await _count_in_minute(redis, "indicators", tenant, per_minute, "indicator writes")
+
+
+async def _count_in_minute(
+    redis: Redis, action: str, tenant: str, per_minute: int, what: str
+) -> None:
+    """A fixed one-minute window per tenant and action, counted in Redis."""
     window = int(time.time() // 60)
-    key = f"scamtrail:rate:submit:{tenant}:{window}"
+    key = f"scamtrail:rate:{action}:{tenant}:{window}"
     try:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, 120)
             count, _ = await pipe.execute()
     except (RedisError, OSError) as error:
-        log.warning("submission rate for tenant %s not checked: Redis unreachable (%r)", tenant,
+        log.warning("%s rate for tenant %s not checked: Redis unreachable (%r)", what, tenant,
                     error)  # fmt: skip
         return
     if int(count) > per_minute:
         retry_after = max(1, (window + 1) * 60 - int(time.time()))
-        raise RateLimited(f"tenant {tenant} is over {per_minute} submissions a minute", retry_after)
+        raise RateLimited(f"tenant {tenant} is over {per_minute} {what} a minute", retry_after)
 
 
 class SocketCounter:

@@ -1,4 +1,5 @@
-"""The event catalogue: everything that can happen to a task, in the past tense.
+"""The event catalogue: everything that can happen to a task or to the known scam indicators,
+in the past tense.
 
 Events are frozen pydantic models holding only their payload. Identity (event id), position
 (stream, version) and context (tenant, actor, correlation) live on the envelope: `NewEvent` on the
@@ -10,6 +11,7 @@ column, so renaming a class is a schema change (keep the old name in `EVENT_TYPE
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -159,6 +161,70 @@ class VerdictReviewed(DomainEvent):
     note: str = ""
 
 
+IndicatorKind = Literal["phone", "domain", "email", "url"]
+# A threat feed's entry as the log stores it: (kind, normalised value, category). Tuples, not
+# objects: an import records tens of thousands of them.
+FeedEntry = tuple[IndicatorKind, str, str]
+
+
+class IndicatorAsserted(DomainEvent):
+    """Someone reports an indicator as a scam's, in the scope of the stream it is appended to:
+    one tenant's own indicators, or the global ones every tenant's lookups see
+    (domain.indicators). `report_count` reports are added; the newest category wins. `value` is
+    in its normal form (infrastructure.indicators.normalise_indicator)."""
+
+    kind: IndicatorKind
+    value: str = Field(min_length=1, max_length=2048)
+    category: str = Field(min_length=1, max_length=64)
+    report_count: int = Field(default=1, ge=0)
+    source: str = Field(default="analyst", min_length=1, max_length=100)
+    # When the reports were seen; the time the event was recorded when absent.
+    seen_at: datetime | None = None
+
+
+class IndicatorRetracted(DomainEvent):
+    """The stream's assertion of an indicator is withdrawn: lookups no longer find it there."""
+
+    kind: IndicatorKind
+    value: str = Field(min_length=1, max_length=2048)
+    reason: str = Field(default="", max_length=500)
+
+
+class IndicatorsImported(DomainEvent):
+    """One batch of a threat feed's entries, imported into the global indicators at
+    `imported_at`; they stop matching at `expires_at` unless imported again. Which rows a feed
+    may refresh or take over is decided by infrastructure/feeds.py's rules."""
+
+    source: str = Field(min_length=1, max_length=100)
+    imported_at: datetime
+    expires_at: datetime | None = None
+    entries: tuple[FeedEntry, ...]
+
+
+class KnownIndicator(BaseModel):
+    """An indicator as a whole, with its history so far: what the seed data holds, and what the
+    rows written before indicators were events held (migration 0009)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: IndicatorKind
+    value: str
+    category: str
+    report_count: int = Field(ge=0)
+    first_seen: datetime
+    last_seen: datetime
+    source: str
+    imported_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class IndicatorsLoaded(DomainEvent):
+    """Indicators loaded whole into the global set; a value the set holds already is left as it
+    is, so loading the same data again changes nothing."""
+
+    indicators: tuple[KnownIndicator, ...]
+
+
 class UnreadableEvent(DomainEvent):
     """Stands in for a stored event this code cannot decode (a type from a newer version, a
     payload that no longer validates), so a reader of the whole log can pass it on by `seq`
@@ -183,6 +249,10 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         TaskFailed,
         TaskCancelled,
         VerdictReviewed,
+        IndicatorAsserted,
+        IndicatorRetracted,
+        IndicatorsImported,
+        IndicatorsLoaded,
     )
 }
 

@@ -100,9 +100,23 @@ def _scam_database(output: dict[str, Any]) -> Found:
     more = f" (and {len(matches) - 1} more matches)" if len(matches) > 1 else ""
     text = (
         f"{top.get('value')} is reported {times} in the scam database as "
-        f"'{top.get('category', 'scam')}'{more}"
+        f"'{top.get('category', 'scam')}'{more}{_asserted_by(top)}"
     )
     return "scam_database_match", text, round(weight, 3)
+
+
+def _asserted_by(match: dict[str, Any]) -> str:
+    """Who put the indicator there, as the match names it (domain.tools): the source, the
+    tenant and actor of the event that asserted it, and where that event is in the log."""
+    asserted = match.get("asserted")
+    if not isinstance(asserted, dict):
+        return ""  # a match recorded before matches named their assertion
+    scope = "global" if match.get("scope") == "global" else "tenant's own"
+    return (
+        f"; a {scope} indicator from {match.get('source')}, asserted by"
+        f" {asserted.get('actor')} of tenant {asserted.get('tenant')}"
+        f" ({asserted.get('stream_id')} seq {asserted.get('seq')})"
+    )
 
 
 def _web_search(output: dict[str, Any], call_input: dict[str, Any]) -> Found:

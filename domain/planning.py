@@ -33,11 +33,17 @@ class PlannedCall:
 
 
 def plan_tool_calls(
-    entities: Sequence[Entity], *, kind: Kind, client_metadata: Mapping[str, Any]
+    entities: Sequence[Entity],
+    *,
+    kind: Kind,
+    client_metadata: Mapping[str, Any],
+    tenant: str | None = None,
 ) -> list[PlannedCall]:
-    """The calls to make, in step order: scam database, web search, domain reputation, phones."""
+    """The calls to make, in step order: scam database, web search, domain reputation, phones.
+    `tenant` is the task's: the scam database looks up that tenant's own indicators besides
+    the global ones (domain.indicators), and the call's input records it."""
     calls = [
-        *_scam_database(entities),
+        *_scam_database(entities, tenant),
         *_web_search(entities),
         *_domain_reputation(entities),
         *_phone_validator(entities, client_metadata),
@@ -49,14 +55,15 @@ def _call(tool: str, key: str, call_input: dict[str, Any]) -> PlannedCall:
     return PlannedCall(f"{TOOL_STEPS[tool]}:{key}", tool, TOOL_STEPS[tool], call_input)
 
 
-def _scam_database(entities: Sequence[Entity]) -> list[PlannedCall]:
+def _scam_database(entities: Sequence[Entity], tenant: str | None) -> list[PlannedCall]:
     # Indicators are looked up most-specific first: a number or an address identifies a
     # campaign better than a URL whose path changes with every message.
     ranked = sorted(
         (e for e in entities if e.kind in LOOKED_UP), key=lambda e: LOOKED_UP.index(e.kind)
     )
+    scope = {} if tenant is None else {"tenant": tenant}
     calls = [
-        _call("scam_database", f"{e.kind}:{e.value}", {"kind": e.kind, "value": e.value})
+        _call("scam_database", f"{e.kind}:{e.value}", {"kind": e.kind, "value": e.value, **scope})
         for e in ranked
     ]
     return calls[: TOOL_CAPS["scam_database"]]

@@ -142,6 +142,17 @@ def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
         case ev.VerdictReviewed(decision=decision, verdict=verdict):
             did = "confirmed" if decision == "confirm" else "overrode"
             return "reviewed", None, f"Analyst {did} the verdict: {verdict}", 100, False
+        # Indicator events are never sent to a progress socket (domain.indicators); described
+        # all the same, so whatever builds a message for one gets a sensible one.
+        case ev.IndicatorAsserted(kind=kind, value=value, category=category):
+            return "indicators", None, f"Indicator asserted: {kind} {value} ({category})", 0, False
+        case ev.IndicatorRetracted(kind=kind, value=value):
+            return "indicators", None, f"Indicator retracted: {kind} {value}", 0, False
+        case ev.IndicatorsImported(source=source, entries=entries):
+            text = f"{len(entries)} indicators imported from {source}"
+            return "indicators", None, text, 0, False
+        case ev.IndicatorsLoaded(indicators=indicators):
+            return "indicators", None, f"{len(indicators)} indicators loaded", 0, False
         case ev.UnreadableEvent(original_type=original):
             text = f"An event this server cannot read ({original}); the timeline has it."
             return "reasoning", None, text, 0, True

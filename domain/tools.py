@@ -5,9 +5,12 @@ outputs from `ToolCallCompleted.output`. The output shapes below are that contra
 only together with `domain.reasoning`.
 
     scam_database  (step scam_db)
-        input:  {"kind": "phone"|"domain"|"email"|"url", "value": str}
+        input:  {"kind": "phone"|"domain"|"email"|"url", "value": str, "tenant": str}
+                (the task's tenant: its own indicators are looked up with the global ones)
         output: {"matches": [{"kind", "value", "category", "report_count", "first_seen",
-                 "last_seen"}]}                                  # empty list: not known
+                 "last_seen", "source", "scope": "global"|"tenant",
+                 "asserted": {"stream_id", "seq", "tenant", "actor", "at"}}]}
+                                                                 # empty list: not known
     web_search     (step exa_search)
         input:  {"query": str, "entities": [{"kind", "value"}, ...]} (the entities the query
                 names; a result counts as evidence only if it names one of them)

@@ -1,7 +1,8 @@
-"""Threat feeds: lists of known-bad domains and URLs, read into scam_indicators.
+"""Threat feeds: lists of known-bad domains and URLs, imported into the global indicators.
 
 Parsing is pure (`parse_feed` reads raw lines and returns normalised entries and the bad lines);
-`read_feed` bounds and reads a file; `import_feed` upserts the entries in batches. Formats:
+`read_feed` bounds and reads a file; `import_feed` records the entries in the global indicator
+stream, a batch per event (IndicatorsImported), and projects them into scam_indicators. Formats:
 
 - `domains`: one domain a line; hosts-file lines ("0.0.0.0 evil.example") give their names.
 - `urls`: one http(s) URL a line, stored as a `url` indicator only. Its host is not added as a
@@ -35,6 +36,11 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.events import IndicatorsImported
+from domain.indicators import GLOBAL_STREAM, system_metadata
+from domain.log import NewEvent
+from infrastructure.event_store import EventStore
+from infrastructure.indicator_log import IndicatorLog
 from infrastructure.indicators import INDICATOR_KINDS, IndicatorKind, normalise_indicator
 
 FeedFormat = Literal["domains", "urls", "csv", "json"]
@@ -45,7 +51,7 @@ MAX_LINE_BYTES = 4096  # a longer line (or JSON value) is skipped as bad
 MAX_VALUE_CHARS = 2048  # scam_indicators.value's CHECK
 MAX_CATEGORY_CHARS = 64  # scam_indicators.category's CHECK
 REPORTED_BAD_LINES = 5  # bad lines kept with their reason; the others are only counted
-BATCH = 10_000  # rows per INSERT: one round trip each
+BATCH = 5_000  # entries per IndicatorsImported event, each projected in one statement
 
 CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")  # the api's category pattern
 SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}")  # scam_indicators.source
@@ -331,56 +337,41 @@ class ImportCounts:
     expires_at: datetime | None
 
 
-# Each batch is one statement; `xmax = 0` tells a row inserted from one updated. The WHERE of
-# the update leaves another source's live rows, and rows added by hand, as they are.
-_IMPORT = sa.text(
-    "INSERT INTO scam_indicators AS i"
-    "  (kind, value, category, report_count, first_seen, last_seen, source,"
-    "   imported_at, expires_at)"
-    " SELECT f.kind, f.value, f.category, 1, CAST(:now AS timestamptz),"
-    "   CAST(:now AS timestamptz), CAST(:source AS text), CAST(:now AS timestamptz),"
-    "   CAST(:expires AS timestamptz)"
-    " FROM unnest(CAST(:kind AS text[]), CAST(:value AS text[]), CAST(:category AS text[]))"
-    "   AS f(kind, value, category)"
-    " ON CONFLICT (kind, value) DO UPDATE SET"
-    "  category = EXCLUDED.category,"
-    "  last_seen = greatest(i.last_seen, EXCLUDED.last_seen),"
-    "  source = EXCLUDED.source,"
-    "  imported_at = EXCLUDED.imported_at,"
-    "  expires_at = EXCLUDED.expires_at"
-    " WHERE (i.source = EXCLUDED.source AND i.imported_at IS NOT NULL)"
-    "   OR i.expires_at <= EXCLUDED.imported_at"
-    " RETURNING (xmax = 0) AS added"
-)
-
-
 async def import_feed(
     engine: AsyncEngine,
     feed: ParsedFeed,
     *,
     source: str,
     expire_after: timedelta | None = None,
+    actor: str = "cli",
 ) -> ImportCounts:
-    """Upsert the feed's entries as `source`'s, in one transaction: all or nothing. The import
-    time is the database's clock, the one lookups compare expiries with."""
+    """Record the feed's entries in the global indicator stream as `source`'s, as one
+    IndicatorsImported event per BATCH entries, and project them, in one transaction: all or
+    nothing. The import time is the database's clock, the one lookups compare expiries with.
+    `actor` is who ran the import (the command passes the user's name)."""
     if not SOURCE.fullmatch(source):
         raise ValueError(f"a source is 1-100 letters, digits or ._:/@+- ; not {source!r}")
-    rows = [(kind, value, category) for (kind, value), category in feed.entries.items()]
-    added = refreshed = 0
-    async with engine.begin() as conn:
+    entries = [(kind, value, category) for (kind, value), category in feed.entries.items()]
+    metadata = system_metadata(actor)
+    log = IndicatorLog(EventStore(engine))
+    async with log.store.transaction() as conn:
         now: datetime = (await conn.execute(sa.text("SELECT now()"))).scalar_one()
         expires = now + expire_after if expire_after is not None else None
-        for start in range(0, len(rows), BATCH):
-            kinds, values, categories = zip(*rows[start : start + BATCH], strict=True)
-            params = {
-                "kind": list(kinds),
-                "value": list(values),
-                "category": list(categories),
-                "now": now,
-                "source": source,
-                "expires": expires,
-            }
-            inserted = (await conn.execute(_IMPORT, params)).scalars().all()
-            added += sum(inserted)
-            refreshed += len(inserted) - sum(inserted)
-    return ImportCounts(added, refreshed, len(rows) - added - refreshed, now, expires)
+        events = [
+            NewEvent(
+                # Built without validation: every entry was normalised by parse_feed already,
+                # and validating a tuple per entry would cost more than the rest of the import.
+                IndicatorsImported.model_construct(
+                    source=source,
+                    imported_at=now,
+                    expires_at=expires,
+                    entries=tuple(entries[start : start + BATCH]),
+                ),
+                metadata,
+            )
+            for start in range(0, len(entries), BATCH)
+        ]
+        done = await log.record_in(conn, GLOBAL_STREAM, events) if events else None
+    added = done.added if done else 0
+    refreshed = done.refreshed if done else 0
+    return ImportCounts(added, refreshed, len(entries) - added - refreshed, now, expires)

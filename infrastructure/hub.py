@@ -53,6 +53,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from domain.indicators import is_task_stream
 from domain.log import LogCursor, RecordedEvent
 from domain.progress import TERMINAL_EVENT_TYPES, progress_message
 from infrastructure.event_store import EventStore
@@ -536,6 +537,8 @@ class ProgressHub:
                 await asyncio.sleep(self._settings.ws_poll_s)
 
     def _deliver_recorded(self, recorded: RecordedEvent) -> None:
+        if not is_task_stream(recorded.stream_id):
+            return  # an indicator stream's event: the relay never publishes it either
         task, tenant = task_channel(recorded.stream_id), tenant_channel(recorded.metadata.tenant)
         if not (self._channels.get(task) or self._channels.get(tenant)):
             return  # nobody here follows it: not worth encoding

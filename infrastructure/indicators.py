@@ -1,8 +1,10 @@
 """Known scam indicators (phones, domains, e-mails, URLs) and the local corpus of scam reports.
 
 Every value is stored and looked up in one normal form (`normalise_indicator`), the form the
-entity extractor (domain.extraction) produces, so the unique key (kind, value) answers every
-lookup. The tables are in migrations/versions/0002_indicators_and_reports.py.
+entity extractor (domain.extraction) produces, so the unique key (kind, value, stream_id)
+answers every lookup. Indicators are written as events (infrastructure/indicator_log.py); this
+module reads their projection, scoped: a lookup for a tenant sees the global indicators and
+that tenant's own (domain.indicators). The tables are in migrations/versions/0002, 0007, 0009.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.extraction import split_host
+from domain.indicators import GLOBAL_STREAM, Scope, scope_of, visible_streams
 from domain.progress import iso_timestamp
 from domain.search_relevance import Searched, written_forms
+from infrastructure.hosting import owner_site
+from infrastructure.indicator_projection import COLUMNS
+from infrastructure.indicator_projection import MAX_REPORT_COUNT as MAX_REPORT_COUNT
 
 IndicatorKind = Literal["phone", "domain", "email", "url"]
 INDICATOR_KINDS: tuple[IndicatorKind, ...] = get_args(IndicatorKind)
-
-MAX_REPORT_COUNT = 2**31 - 1  # report_count is an integer column
-_COLUMNS = "id, kind, value, category, report_count, first_seen, last_seen, source"
 
 
 def normalise_indicator(kind: str, value: str, *, region: str = "US") -> str:
@@ -148,8 +151,11 @@ def _lookup_domains(host: str) -> list[str]:
 
 def domain_candidates(host: str) -> list[str]:
     """`host` and each parent down to its registered domain: a.b.evil.co.uk → a.b.evil.co.uk,
-    b.evil.co.uk, evil.co.uk. Never a public suffix (co.uk), which would match everything."""
-    registered = split_host(host)[1]
+    b.evil.co.uk, evil.co.uk. Never a public suffix (co.uk), which would match everything, nor
+    a shared hosting platform (github.io, blogspot.com), under which anyone has a site: a user
+    site's parents stop at the user's site (a.evil.github.io → a.evil.github.io,
+    evil.github.io)."""
+    registered = owner_site(host) or split_host(host)[1]
     if not host.endswith(registered):
         return [host]
     labels = host.split(".")
@@ -167,6 +173,27 @@ class Indicator:
     first_seen: datetime
     last_seen: datetime
     source: str
+    stream_id: str  # its scope: the global stream or one tenant's (domain.indicators)
+    # The event that last asserted it, and who made it; None only for rows no event wrote.
+    asserted_seq: int | None
+    asserted_tenant: str | None
+    asserted_by: str | None
+    asserted_at: datetime | None
+
+    @property
+    def scope(self) -> Scope:
+        return scope_of(self.stream_id)
+
+    def attribution(self) -> dict[str, Any]:
+        """Who put the indicator there: the stream and seq of the event, its tenant and actor,
+        and when it was recorded."""
+        return {
+            "stream_id": self.stream_id,
+            "seq": self.asserted_seq,
+            "tenant": self.asserted_tenant,
+            "actor": self.asserted_by,
+            "at": iso_timestamp(self.asserted_at) if self.asserted_at else None,
+        }
 
     def as_match(self) -> dict[str, Any]:
         """The scam_database tool's match shape (domain.tools)."""
@@ -177,6 +204,9 @@ class Indicator:
             "report_count": self.report_count,
             "first_seen": iso_timestamp(self.first_seen),
             "last_seen": iso_timestamp(self.last_seen),
+            "source": self.source,
+            "scope": self.scope,
+            "asserted": self.attribution(),
         }
 
 
@@ -189,32 +219,17 @@ class ReportHit:
     published: date | None
 
 
-# Candidates are computed in Python so a lookup is one statement on the (kind, value) index.
-# A feed's indicator whose expiry has passed (infrastructure/feeds.py) is no longer a match.
+# Candidates are computed in Python so a lookup is one statement on the (kind, value,
+# stream_id) key, in the streams the caller sees. A feed's indicator whose expiry has passed
+# (infrastructure/feeds.py) is no longer a match. The global row comes before a tenant's own
+# for the same value.
 _LOOKUP = sa.text(
-    f"SELECT {_COLUMNS} FROM scam_indicators"
+    f"SELECT {COLUMNS} FROM scam_indicators"
     " WHERE ((kind = :kind AND value = :value) OR (kind = 'domain' AND value = ANY(:domains)))"
+    "   AND stream_id = ANY(:streams)"
     "   AND (expires_at IS NULL OR expires_at > now())"
-    " ORDER BY (kind = :kind AND value = :value) DESC, length(value) DESC, report_count DESC"
-)
-
-# Re-adding a known indicator is one more report of it: counts add up, the seen window widens,
-# and the newest category wins (an analyst's correction). The count stops at the column's
-# maximum rather than fail the upsert. A report by hand is not a feed's: the row no longer
-# expires, and a feed's re-import no longer refreshes it (infrastructure/feeds.py).
-_UPSERT = sa.text(
-    "INSERT INTO scam_indicators AS i"
-    "  (kind, value, category, report_count, first_seen, last_seen, source)"
-    " VALUES (:kind, :value, :category, :count,"
-    "         coalesce(:seen, now()), coalesce(:seen, now()), :source)"
-    " ON CONFLICT (kind, value) DO UPDATE SET"
-    "  report_count = least(CAST(i.report_count AS bigint) + EXCLUDED.report_count, :max_count),"
-    "  first_seen = least(i.first_seen, EXCLUDED.first_seen),"
-    "  last_seen = greatest(i.last_seen, EXCLUDED.last_seen),"
-    "  category = EXCLUDED.category,"
-    "  imported_at = NULL,"
-    "  expires_at = NULL"
-    f" RETURNING {_COLUMNS}"
+    " ORDER BY (kind = :kind AND value = :value) DESC, length(value) DESC,"
+    "   (stream_id = :global) DESC, report_count DESC"
 )
 
 # Any one of the words: what a snippet highlights (a body rarely holds every word when the title
@@ -298,10 +313,11 @@ class IndicatorRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def lookup(self, kind: str, value: str) -> list[dict[str, Any]]:
-        """Known indicators matching `value`, most specific first. A domain matches itself and
-        any parent down to its registered domain; a URL matches itself or its host as a domain.
-        ValueError if `value` is not a `kind`."""
+    async def lookup(self, kind: str, value: str, *, tenant: str | None) -> list[dict[str, Any]]:
+        """Known indicators matching `value` that `tenant` sees (the global ones and its own;
+        None: the global ones only), most specific first. A domain matches itself and any
+        parent down to its registered domain or, on a shared host, the user's site; a URL
+        matches itself or its host as a domain. ValueError if `value` is not a `kind`."""
         text = value.strip()
         _check_text(text)
         domains: list[str] = []
@@ -313,37 +329,16 @@ class IndicatorRepository:
             domains = _lookup_domains(_url_hostname(text))
         else:
             normalised = normalise_indicator(kind, text)
-        params = {"kind": kind, "value": normalised, "domains": domains}
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(_LOOKUP, params)).all()
-        return [_indicator(row).as_match() for row in rows]
-
-    async def add_indicator(
-        self,
-        kind: str,
-        value: str,
-        category: str,
-        *,
-        report_count: int = 1,
-        source: str = "manual",
-        seen_at: datetime | None = None,
-    ) -> Indicator:
-        """Record `report_count` more reports of an indicator (an upsert). ValueError if `value`
-        is not a `kind`."""
-        if not 0 <= report_count <= MAX_REPORT_COUNT:
-            raise ValueError(f"report_count must be from 0 to {MAX_REPORT_COUNT}")
         params = {
             "kind": kind,
-            "value": normalise_indicator(kind, value),
-            "category": category,
-            "count": report_count,
-            "seen": seen_at,
-            "source": source,
-            "max_count": MAX_REPORT_COUNT,
+            "value": normalised,
+            "domains": domains,
+            "streams": visible_streams(tenant),
+            "global": GLOBAL_STREAM,
         }
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(_UPSERT, params)).one()
-        return _indicator(row)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(_LOOKUP, params)).all()
+        return [indicator_from_row(row).as_match() for row in rows]
 
     async def search_reports(
         self, query: str, limit: int = 5, *, names: Sequence[Searched] = ()
@@ -382,5 +377,5 @@ class IndicatorRepository:
         return counts
 
 
-def _indicator(row: sa.Row[Any]) -> Indicator:
+def indicator_from_row(row: sa.Row[Any]) -> Indicator:
     return Indicator(**row._mapping)

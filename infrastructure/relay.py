@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
+from domain.indicators import is_task_stream
 from domain.log import LOG_START, LogCursor, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import SERVER_KEEPALIVES
@@ -212,6 +213,8 @@ class Relay:
         seal = self._seal
         messages = []
         for recorded in batch:
+            if not is_task_stream(recorded.stream_id):
+                continue  # an indicator stream's event: no task's progress (domain.indicators)
             text = json.dumps(progress_message(recorded))
             for channel in (
                 seal.wire(task_channel(recorded.stream_id)),

@@ -1,14 +1,19 @@
-"""Load the seed data (infrastructure/seed_data/) into scam_indicators and scam_reports.
+"""Load the seed data (infrastructure/seed_data/): indicators into the global indicator stream,
+reports into scam_reports.
 
-Idempotent: rows already there (same kind and value, same report URL) are left alone, so loading
-twice changes nothing and never undoes what analysts added or counted since.
+Idempotent: the seed's indicators are IndicatorsLoaded events whose ids derive from their
+content, so loading the same data again appends nothing; a value the global set holds already
+is left alone, and so is a report whose URL is there, so loading never undoes what admins
+asserted, retracted or counted since.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from importlib import resources
@@ -17,18 +22,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.events import IndicatorsLoaded, KnownIndicator
+from domain.indicators import GLOBAL_STREAM, system_metadata
+from domain.log import NewEvent
+from infrastructure.event_store import EventStore
+from infrastructure.indicator_log import IndicatorLog
 from infrastructure.indicators import IndicatorRepository, normalise_indicator
 
-# One statement per table: 1,000 rows as arrays cost one round trip, not 1,000.
-_INSERT_INDICATORS = sa.text(
-    "INSERT INTO scam_indicators"
-    "  (kind, value, category, report_count, first_seen, last_seen, source)"
-    " SELECT * FROM unnest(CAST(:kind AS text[]), CAST(:value AS text[]),"
-    "   CAST(:category AS text[]), CAST(:report_count AS integer[]),"
-    "   CAST(:first_seen AS timestamptz[]), CAST(:last_seen AS timestamptz[]),"
-    "   CAST(:source AS text[]))"
-    " ON CONFLICT (kind, value) DO NOTHING"
-)
+SEED_CHUNK = 500  # indicators per IndicatorsLoaded event
+# Event ids of the seed's events: uuid5 under this namespace of the chunk's content.
+_SEED_IDS = uuid.UUID("0b7c3f4e-9a1d-4c55-8e2f-5d6a7b8c9d01")
+
+# One statement for every report: 1,000 rows as arrays cost one round trip, not 1,000.
 _INSERT_REPORTS = sa.text(
     "INSERT INTO scam_reports (title, url, body, published, source)"
     " SELECT * FROM unnest(CAST(:title AS text[]), CAST(:url AS text[]), CAST(:body AS text[]),"
@@ -83,11 +88,27 @@ def seed_reports() -> dict[str, list[Any]]:
     }
 
 
+def seed_events() -> list[NewEvent]:
+    """The seed indicators as IndicatorsLoaded events, each with an id derived from its
+    content: appending them again is a no-op."""
+    columns = seed_indicators()
+    known = [
+        KnownIndicator(**{name: values[i] for name, values in columns.items()})
+        for i in range(len(columns["kind"]))
+    ]
+    events = []
+    for start in range(0, len(known), SEED_CHUNK):
+        event = IndicatorsLoaded(indicators=tuple(known[start : start + SEED_CHUNK]))
+        digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+        events.append(NewEvent(event, system_metadata("seed"), uuid.uuid5(_SEED_IDS, digest)))
+    return events
+
+
 async def load_seed(engine: AsyncEngine) -> SeedCounts:
-    """Insert the seed rows that are not there yet; one transaction, so all or nothing."""
-    indicators, reports = seed_indicators(), seed_reports()
+    """Record the seed indicators not recorded yet, and insert the reports not there yet."""
+    log = IndicatorLog(EventStore(engine))
     async with engine.begin() as conn:
-        added = (await conn.execute(_INSERT_INDICATORS, indicators)).rowcount
-        reported = (await conn.execute(_INSERT_REPORTS, reports)).rowcount
+        loaded = await log.record_in(conn, GLOBAL_STREAM, seed_events(), one_by_one=True)
+        reported = (await conn.execute(_INSERT_REPORTS, seed_reports())).rowcount
     totals = await IndicatorRepository(engine).counts()
-    return SeedCounts(added, reported, totals)
+    return SeedCounts(loaded.added, reported, totals)

@@ -144,10 +144,28 @@ class Settings(BaseSettings):
     max_reviews_per_task: int = Field(default=50, ge=1, le=10_000)
     # Submissions per tenant per minute (a Redis counter; 429 with Retry-After beyond it).
     submissions_per_minute: int = Field(default=600, ge=1)
+    # Known scam indicators (api/routes/indicators.py). Assertions and retractions per tenant
+    # per minute, admins' global ones included (a Redis counter; 429 with Retry-After beyond
+    # it): an analyst's hand-made indicators come a few a minute, never thousands.
+    indicator_writes_per_minute: int = Field(default=60, ge=1)
     # Progress sockets (WebSocket and SSE) one user may hold open on one api process.
     max_sockets_per_user: int = Field(default=100, ge=1)
     # Inbound WebSocket frames are ignored; uvicorn closes the socket (1009) above this size.
     ws_max_message_bytes: int = Field(default=4096, ge=128)
+
+    # What a client may hold of the api's HTTP server before it has sent a request
+    # (api/http_guard.py). A request head (request line and headers) must be complete this
+    # long after its first byte, or after the connection opened; else the connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # A request head larger than this is answered 431 and its connection closed.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Open connections (HTTP and WebSocket) of one api process. Beyond it, a new connection
+    # evicts the oldest one still sending its head, or else is answered 503 at once. 0: the
+    # open-file limit (raised to its hard limit at start) less room for PostgreSQL, Redis, files.
+    max_connections: int = Field(default=0, ge=0)
+    # Repeats of one warning or error (same logger, message and exception type) are counted, and
+    # written once per this interval with their count (api/log_flood.py).
+    log_repeat_interval_s: float = Field(default=10.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

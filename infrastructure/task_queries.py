@@ -133,10 +133,12 @@ async def tenant_task(
 
 # Streams are followed straight from the log (a socket may open before any projection row
 # exists), so the ownership check reads the stream's first event, with the scope in the query.
+# Only a task's stream (it starts with TaskSubmitted) is followed: never an indicator stream.
 _VISIBLE_STREAMS = sa.text(
     """
     SELECT stream_id FROM events
-    WHERE stream_id = ANY(:ids) AND version = 1 AND metadata->>'tenant' = :tenant
+    WHERE stream_id = ANY(:ids) AND version = 1 AND type = 'TaskSubmitted'
+      AND metadata->>'tenant' = :tenant
       AND (CAST(:submitted_by AS text) IS NULL OR metadata->>'actor' = :submitted_by)
     """
 )

@@ -113,7 +113,12 @@ async def _analyse(agent: Agent, writer: TaskWriter) -> None:
         await writer.append(ev.EntitiesExtracted(entities=entities))
 
     await writer.check_cancelled()
-    plan = plan_tool_calls(entities, kind=submitted.kind, client_metadata=submitted.client_metadata)
+    plan = plan_tool_calls(
+        entities,
+        kind=submitted.kind,
+        client_metadata=submitted.client_metadata,
+        tenant=writer.stream[0].metadata.tenant,
+    )
     state = fold(writer.stream)
     assert state is not None
     # Left to do: calls neither completed nor given up on; nothing once the verdict is recorded

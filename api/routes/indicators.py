@@ -1,19 +1,38 @@
-"""Known scam indicators: analysts add them, any authenticated caller can look one up."""
+"""Known scam indicators: analysts assert and retract their tenant's own, admins the global ones
+every tenant sees; any authenticated caller looks one up among the global ones and its
+tenant's. Every write is an event in an indicator stream (domain.indicators), rate-limited per
+tenant."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from api.caller import ROLES, Caller, require
+from api.caller import ROLES, Caller, Forbidden, require
+from api.limits import check_indicator_write_rate
 from api.schemas import storable
 from api.services import Services, services
-from infrastructure.indicators import IndicatorKind, IndicatorRepository, normalise_indicator
+from domain.events import IndicatorRetracted
+from domain.indicators import Scope, stream_of
+from domain.log import EventMetadata
+from infrastructure.event_store import EventStore
+from infrastructure.indicator_log import IndicatorLog, IndicatorNotAsserted
+from infrastructure.indicators import (
+    Indicator,
+    IndicatorKind,
+    IndicatorRepository,
+    normalise_indicator,
+)
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
+
+SCOPE_HELP = (
+    "`tenant`: your tenant's own indicators (analysts); `global`: the ones every tenant's "
+    "lookups see (admins only)."
+)
 
 
 class NewIndicator(BaseModel):
@@ -24,6 +43,7 @@ class NewIndicator(BaseModel):
     )
     report_count: int = Field(default=1, ge=1, le=1_000_000, description="Reports to add.")
     source: str = Field(default="analyst", min_length=1, max_length=100)
+    scope: Scope = Field(default="tenant", description=SCOPE_HELP)
 
     # Before normalising: PostgreSQL cannot store a NUL or a lone surrogate (a 422, not a 500).
     _storable = field_validator("value", "source")(storable)
@@ -35,6 +55,16 @@ class NewIndicator(BaseModel):
         return normalise_indicator(kind, value) if kind else value
 
 
+class Attribution(BaseModel):
+    """The event that last asserted an indicator, and who made it."""
+
+    stream_id: str
+    seq: int | None
+    tenant: str | None
+    actor: str | None
+    at: datetime | None
+
+
 class IndicatorView(BaseModel):
     id: int
     kind: IndicatorKind
@@ -44,30 +74,130 @@ class IndicatorView(BaseModel):
     first_seen: datetime
     last_seen: datetime
     source: str
+    scope: Scope
+    asserted: Attribution
+
+    @classmethod
+    def of(cls, indicator: Indicator) -> IndicatorView:
+        return cls(
+            id=indicator.id,
+            kind=indicator.kind,
+            value=indicator.value,
+            category=indicator.category,
+            report_count=indicator.report_count,
+            first_seen=indicator.first_seen,
+            last_seen=indicator.last_seen,
+            source=indicator.source,
+            scope=indicator.scope,
+            asserted=Attribution(
+                stream_id=indicator.stream_id,
+                seq=indicator.asserted_seq,
+                tenant=indicator.asserted_tenant,
+                actor=indicator.asserted_by,
+                at=indicator.asserted_at,
+            ),
+        )
+
+
+class Retraction(BaseModel):
+    """A retraction as the log recorded it."""
+
+    kind: IndicatorKind
+    value: str
+    scope: Scope
+    stream_id: str
+    seq: int = Field(description="The retraction event's version in its stream.")
+    actor: str
+    retracted_at: datetime
 
 
 class Matches(BaseModel):
     matches: list[dict[str, Any]] = Field(
-        description="Known indicators matching the value, most specific first; empty: not known."
+        description="Known indicators matching the value that your tenant sees (the global ones"
+        " and its own), most specific first, each naming who asserted it; empty: not known."
     )
 
 
 Svc = Annotated[Services, Depends(services)]
-Analyst = Annotated[Caller, Depends(require("analyst"))]
+Writer = Annotated[Caller, Depends(require("analyst", "admin"))]
 Anyone = Annotated[Caller, Depends(require(*sorted(ROLES)))]  # any role; not a bare token
 
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "`global` scope without the admin role, or `tenant` without analyst"},
+    429: {"description": "The tenant's indicator writes per minute are used up; see Retry-After"},
+}
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def add_indicator(body: NewIndicator, svc: Svc, _: Analyst) -> IndicatorView:
-    """Record reports of an indicator; adding a known one adds to its count."""
-    stored = await IndicatorRepository(svc.engine).add_indicator(
+
+def _stream(caller: Caller, scope: Scope) -> str:
+    """The stream the caller writes in `scope`: Forbidden unless its roles allow it."""
+    needed = "admin" if scope == "global" else "analyst"
+    if needed not in caller.roles:
+        raise Forbidden(f"{scope} indicators are written by the {needed} role only")
+    return stream_of(scope, caller.tenant)
+
+
+def _metadata(caller: Caller) -> EventMetadata:
+    return EventMetadata(tenant=caller.tenant, actor=caller.actor)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=WRITE_ERRORS)
+async def add_indicator(body: NewIndicator, svc: Svc, caller: Writer) -> IndicatorView:
+    """Record reports of an indicator in your tenant's set (or, for an admin, the global one);
+    adding a known one adds to its count there. Another scope's row is never changed."""
+    stream_id = _stream(caller, body.scope)
+    await check_indicator_write_rate(
+        svc.redis, caller.tenant, svc.settings.indicator_writes_per_minute
+    )
+    stored = await IndicatorLog(EventStore(svc.engine)).assert_indicator(
+        stream_id,
         body.kind,
         body.value,
         body.category,
+        metadata=_metadata(caller),
         report_count=body.report_count,
         source=body.source,
     )
-    return IndicatorView.model_validate(stored, from_attributes=True)
+    return IndicatorView.of(stored)
+
+
+@router.delete(
+    "/{kind}/{value:path}",
+    responses={404: {"description": "No such indicator in that scope"}, **WRITE_ERRORS},
+)
+async def retract_indicator(
+    kind: IndicatorKind,
+    value: Annotated[str, Path(min_length=1, max_length=2048)],
+    svc: Svc,
+    caller: Writer,
+    scope: Annotated[Scope, Query(description=SCOPE_HELP)] = "tenant",
+    reason: Annotated[str, Query(max_length=500)] = "",
+) -> Retraction:
+    """Withdraw an assertion: your tenant's (analysts) or a global one (admins). The value may
+    be written in any form a lookup takes; a URL goes percent-encoded."""
+    stream_id = _stream(caller, scope)
+    await check_indicator_write_rate(
+        svc.redis, caller.tenant, svc.settings.indicator_writes_per_minute
+    )
+    try:
+        recorded = await IndicatorLog(EventStore(svc.engine)).retract(
+            stream_id, kind, storable(value), metadata=_metadata(caller), reason=storable(reason)
+        )
+    except ValueError as error:  # not a `kind`, or text the log cannot hold
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    except IndicatorNotAsserted as missing:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no {kind} indicator {missing.value!r} in the {scope} set"
+        ) from None
+    assert isinstance(recorded.event, IndicatorRetracted)
+    return Retraction(
+        kind=kind,
+        value=recorded.event.value,
+        scope=scope,
+        stream_id=recorded.stream_id,
+        seq=recorded.version,
+        actor=recorded.metadata.actor,
+        retracted_at=recorded.recorded_at,
+    )
 
 
 @router.get("")
@@ -75,11 +205,12 @@ async def lookup_indicator(
     kind: IndicatorKind,
     value: Annotated[str, Query(min_length=1, max_length=2048)],
     svc: Svc,
-    _: Anyone,
+    caller: Anyone,
 ) -> Matches:
-    """Known indicators matching a value; a domain also matches its parent domains."""
+    """Known indicators matching a value among the global ones and your tenant's own; a domain
+    also matches its parent domains, never a public suffix or a shared hosting platform."""
     try:
-        matches = await IndicatorRepository(svc.engine).lookup(kind, value)
+        matches = await IndicatorRepository(svc.engine).lookup(kind, value, tenant=caller.tenant)
     except ValueError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     return Matches(matches=matches)

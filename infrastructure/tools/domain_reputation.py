@@ -19,7 +19,6 @@ import json
 import re
 import unicodedata
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,9 +28,10 @@ from confusable_homoglyphs import confusables
 from domain.brands import BRANDS, Brand, brand_of_domain
 from domain.extraction import split_host
 from domain.tools import ToolError
+from infrastructure.hosting import SEED_DATA
+from infrastructure.hosting import hosting_suffix as hosting_suffix
 
 MAX_RISK = 0.99
-SEED_DATA = Path(__file__).resolve().parent.parent / "seed_data"
 LOOKALIKE_WEIGHT = 0.55
 FREE_HOSTING_WEIGHT = 0.3
 LURE_WEIGHT = 0.3
@@ -114,24 +114,6 @@ def _popular() -> dict[str, int]:
 
 
 @cache
-def _hosting() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(exact suffixes, wildcard parents, path-hosted hosts) where anyone can publish a site."""
-    exact: set[str] = set()
-    wildcard: set[str] = set()
-    by_path: set[str] = set()
-    text = (SEED_DATA / "hosting_suffixes.txt").read_text(encoding="utf-8")
-    for rule in text.split():
-        if rule.startswith("*."):
-            wildcard.add(rule[2:])
-        elif not rule.startswith("!"):
-            exact.add(rule)
-    supplement = json.loads((SEED_DATA / "hosting_supplement.json").read_text(encoding="utf-8"))
-    for entry in supplement:
-        (by_path if entry["owner_in"] == "path" else exact).add(entry["suffix"])
-    return frozenset(exact), frozenset(wildcard), frozenset(by_path)
-
-
-@cache
 def _risky_tlds() -> dict[str, float]:
     """TLD -> signal weight, from fraudurl's phishing rates (seed_data/risky_tlds.json)."""
     data = json.loads((SEED_DATA / "risky_tlds.json").read_text(encoding="utf-8"))
@@ -146,27 +128,6 @@ def popular_rank(registered_domain: str) -> int | None:
 def risky_tld_weight(tld: str) -> float | None:
     """The signal weight of a top-level domain common in phishing, None for the others."""
     return _risky_tlds().get(tld)
-
-
-def hosting_suffix(host: str) -> str | None:
-    """The shared hosting platform a host is a user site on (github.io for x.github.io), if any.
-
-    The platform's own name (github.io) is not a user site; a path-hosted builder
-    (sites.google.com) is one whatever comes after it, since the owner is named in the path.
-    """
-    exact, wildcard, by_path = _hosting()
-    labels = host.split(".")
-    for i in range(len(labels)):
-        parent = ".".join(labels[i:])
-        if parent in by_path:
-            return parent
-        if i == 0:
-            continue
-        if parent in exact:
-            return parent
-        if i >= 2 and ".".join(labels[i:]) in wildcard:
-            return ".".join(labels[i - 1 :])
-    return None
 
 
 def assess_domain(domain: str, url: str | None) -> dict[str, Any]:

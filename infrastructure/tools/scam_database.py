@@ -11,7 +11,9 @@ from infrastructure.indicators import INDICATOR_KINDS, IndicatorRepository
 
 
 class ScamDatabase:
-    """Output: {"matches": [{kind, value, category, report_count, first_seen, last_seen}]}."""
+    """Input: {"kind", "value", "tenant"}: the tenant whose task asks, whose own indicators are
+    looked up with the global ones (without it, the global ones only). Output: {"matches":
+    [{kind, value, category, report_count, first_seen, last_seen, source, scope, asserted}]}."""
 
     name = "scam_database"
 
@@ -20,13 +22,18 @@ class ScamDatabase:
 
     async def __call__(self, call_input: dict[str, Any]) -> dict[str, Any]:
         kind, value = call_input.get("kind"), call_input.get("value")
-        if kind not in INDICATOR_KINDS or not isinstance(value, str):
+        tenant = call_input.get("tenant")
+        if (
+            kind not in INDICATOR_KINDS
+            or not isinstance(value, str)
+            or not (tenant is None or isinstance(tenant, str))
+        ):
             raise ToolError(
                 f"scam_database takes {{'kind': one of {', '.join(INDICATOR_KINDS)}, "
-                f"'value': str}}, got {call_input!r}"
+                f"'value': str, 'tenant': str}}, got {call_input!r}"
             )
         try:
-            matches = await self._indicators.lookup(kind, value)
+            matches = await self._indicators.lookup(kind, value, tenant=tenant)
         except ValueError as error:
             raise ToolError(f"scam_database: {error}") from None
         except (DBAPIError, OSError) as error:

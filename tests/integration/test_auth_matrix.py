@@ -42,6 +42,14 @@ class World:
     client: TestClient
     done: str  # a completed task of HOME, submitted by user:alice
 
+    def fresh_indicator(self) -> str:
+        """A domain indicator HOME's analyst just asserted, through the api."""
+        value = f"fresh-{uuid.uuid4().hex[:12]}.top"
+        response = self.client.post("/indicators", json={"kind": "domain", "value": value,
+                                    "category": "phishing"}, headers=auth(["analyst"]))  # fmt: skip
+        assert response.status_code == 201, response.text
+        return value
+
     def fresh_task(self) -> str:
         """An unfinished task of HOME by alice, made through the api."""
         response = self.client.post("/tasks", json={"content": f"win {uuid.uuid4()}",
@@ -82,6 +90,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         "POST", "/reviews", json={"decision": "confirm", "note": "ok"}), 201, 404),
     ("POST", "/indicators"): Route(("analyst",), lambda w, c: ("POST", "/indicators", {"json": {
         "kind": "phone", "value": "+1 800 555 0199", "category": "toll_road"}}), 201, 201),
+    # Another tenant's analyst finds no such assertion in its own set: 404.
+    ("DELETE", "/indicators/{kind}/{value:path}"): Route(("analyst",), lambda w, c: (
+        "DELETE", f"/indicators/domain/{w.fresh_indicator()}", {}), 200, 404),
     ("GET", "/indicators"): Route((*READERS, "admin"), lambda w, c: (
         "GET", "/indicators", {"params": {"kind": "domain", "value": "example.com"}}), 200, 200),
     ("POST", "/admin/projections/rebuild"): Route(("admin",), lambda w, c: (

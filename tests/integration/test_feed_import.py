@@ -17,6 +17,7 @@ from api.cli import app
 from api.cli_http import EXIT_BAD_INPUT
 from infrastructure.feeds import ParsedFeed, import_feed, parse_feed
 from infrastructure.indicators import IndicatorRepository
+from tests.indicator_writes import assert_indicator
 
 pytestmark = pytest.mark.integration
 
@@ -58,22 +59,28 @@ async def test_an_expired_indicator_no_longer_matches_until_it_is_imported_again
     repo = IndicatorRepository(clean_database)
     parsed = feed("scam.top\n")
     await import_feed(clean_database, parsed, source="blocklist", expire_after=timedelta(days=30))
-    assert [m["value"] for m in await repo.lookup("domain", "login.scam.top")] == ["scam.top"]
+    assert [m["value"] for m in await repo.lookup("domain", "login.scam.top", tenant=None)] == [
+        "scam.top"
+    ]
 
     await import_feed(clean_database, parsed, source="blocklist", expire_after=timedelta(0))
-    assert await repo.lookup("domain", "login.scam.top") == []
-    assert await repo.lookup("url", "https://scam.top/x") == []
+    assert await repo.lookup("domain", "login.scam.top", tenant=None) == []
+    assert await repo.lookup("url", "https://scam.top/x", tenant=None) == []
 
     counts = await import_feed(clean_database, parsed, source="blocklist", expire_after=None)
     assert counts.refreshed == 1
-    assert [m["value"] for m in await repo.lookup("domain", "scam.top")] == ["scam.top"]
+    assert [m["value"] for m in await repo.lookup("domain", "scam.top", tenant=None)] == [
+        "scam.top"
+    ]
 
 
 async def test_an_import_leaves_other_sources_alone_until_their_rows_expire(
     clean_database: AsyncEngine,
 ) -> None:
     repo = IndicatorRepository(clean_database)
-    await repo.add_indicator("domain", "manual.top", "romance", report_count=7, source="analyst")
+    await assert_indicator(
+        repo._engine, "domain", "manual.top", "romance", report_count=7, source="analyst"
+    )
     await import_feed(
         clean_database, feed("other.top\n"), source="feed-a", expire_after=timedelta(0)
     )
@@ -99,15 +106,15 @@ async def test_an_analyst_report_of_an_expired_feed_indicator_makes_it_match_aga
 ) -> None:
     repo = IndicatorRepository(clean_database)
     await import_feed(clean_database, feed("scam.top\n"), source="feed", expire_after=timedelta(0))
-    await repo.add_indicator("domain", "scam.top", "parcel_delivery")
+    await assert_indicator(repo._engine, "domain", "scam.top", "parcel_delivery")
 
-    assert [m["report_count"] for m in await repo.lookup("domain", "scam.top")] == [2]
+    assert [m["report_count"] for m in await repo.lookup("domain", "scam.top", tenant=None)] == [2]
     # and the feed's next import no longer takes it back, nor makes it expire
     counts = await import_feed(
         clean_database, feed("scam.top\n"), source="feed", expire_after=timedelta(0)
     )
     assert counts.kept == 1
-    assert len(await repo.lookup("domain", "scam.top")) == 1
+    assert len(await repo.lookup("domain", "scam.top", tenant=None)) == 1
 
 
 async def test_every_format_stores_its_kinds_and_categories(clean_database: AsyncEngine) -> None:
@@ -134,7 +141,9 @@ async def test_every_format_stores_its_kinds_and_categories(clean_database: Asyn
         ("url", "https://paypa1.example/login", "phishing", "urls"),
     ]
     repo = IndicatorRepository(clean_database)
-    assert await repo.lookup("domain", "paypa1.example") == []  # a URL's host is not added
+    assert (
+        await repo.lookup("domain", "paypa1.example", tenant=None) == []
+    )  # a URL's host is not added
 
 
 async def test_a_hundred_thousand_lines_import_in_seconds(clean_database: AsyncEngine) -> None:

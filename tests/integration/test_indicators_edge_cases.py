@@ -11,6 +11,7 @@ from domain.extraction import extract_entities
 from domain.planning import plan_tool_calls
 from infrastructure.indicators import MAX_REPORT_COUNT, IndicatorRepository, normalise_indicator
 from infrastructure.tools.scam_database import ScamDatabase
+from tests.indicator_writes import assert_indicator
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +47,18 @@ def test_an_underscore_in_an_ascii_label_is_a_host_name() -> None:
 async def test_a_subdomain_with_an_underscore_finds_its_known_registered_domain(
     repo: IndicatorRepository,
 ) -> None:
-    await repo.add_indicator("domain", "usps-redelivery.top", "parcel_delivery")
+    await assert_indicator(repo._engine, "domain", "usps-redelivery.top", "parcel_delivery")
 
     for value in ("log_in.usps-redelivery.top", "pay_p\u0430l.usps-redelivery.top"):
-        assert values(await repo.lookup("domain", value)) == ["usps-redelivery.top"]
-    found = await repo.lookup("url", "https://secure_login.usps-redelivery.top/pay")
+        assert values(await repo.lookup("domain", value, tenant=None)) == ["usps-redelivery.top"]
+    found = await repo.lookup("url", "https://secure_login.usps-redelivery.top/pay", tenant=None)
     assert values(found) == ["usps-redelivery.top"]
 
 
 async def test_the_agent_finds_a_seeded_domain_behind_an_underscore_subdomain(
     repo: IndicatorRepository,
 ) -> None:
-    await repo.add_indicator("domain", "paypal-verify.top", "bank_impersonation")
+    await assert_indicator(repo._engine, "domain", "paypal-verify.top", "bank_impersonation")
     tool = ScamDatabase(repo)
     text = "Your account is locked, verify at https://secure_login.paypal-verify.top/x"
     calls = [
@@ -101,11 +102,16 @@ async def test_the_report_count_stops_at_its_maximum_instead_of_failing(
     client: httpx.AsyncClient, repo: IndicatorRepository
 ) -> None:
     body = {"kind": "domain", "value": "overflow.top", "category": "x", "report_count": 1_000_000}
-    await repo.add_indicator("domain", "overflow.top", "x", report_count=MAX_REPORT_COUNT - 10)
+    await assert_indicator(  # in the tenant the api client's token names
+        repo._engine, "domain", "overflow.top", "x", report_count=MAX_REPORT_COUNT - 10,
+        tenant="public",
+    )  # fmt: skip
 
     responses = [await client.post("/indicators", json=body) for _ in range(3)]
 
     assert [r.status_code for r in responses] == [201, 201, 201]
     assert responses[-1].json()["report_count"] == MAX_REPORT_COUNT
     with pytest.raises(ValueError, match="report_count"):
-        await repo.add_indicator("domain", "overflow.top", "x", report_count=MAX_REPORT_COUNT + 1)
+        await assert_indicator(
+            repo._engine, "domain", "overflow.top", "x", report_count=MAX_REPORT_COUNT + 1
+        )

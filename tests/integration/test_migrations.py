@@ -12,9 +12,12 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from domain.events import TaskSubmitted
+from domain.events import IndicatorsLoaded, TaskSubmitted
+from domain.indicators import GLOBAL_STREAM
 from infrastructure.database import alembic_config, create_engine, ensure_database, migrate_sync
 from infrastructure.event_store import EventStore
+from infrastructure.indicator_projection import rebuild_indicators
+from infrastructure.indicators import IndicatorRepository
 from infrastructure.settings import load_settings
 from tests.factories import progress
 
@@ -124,3 +127,38 @@ async def test_downgrading_the_newest_revision_restores_the_schema_before_it(
     await asyncio.to_thread(command.downgrade, config, previous)
     assert await _schema(scratch_url) == before
     await asyncio.to_thread(migrate_sync, scratch_url)  # and forward again
+
+
+async def test_indicators_written_before_0009_become_global_events(scratch_url: str) -> None:
+    await asyncio.to_thread(migrate_sync, scratch_url, "0008")
+    conn = await asyncpg.connect(_plain(scratch_url))
+    try:
+        await conn.execute(
+            "INSERT INTO scam_indicators (kind, value, category, report_count, source)"
+            " VALUES ('domain', 'old.top', 'phishing', 4, 'analyst'),"
+            "        ('phone', '+18005550199', 'tech_support', 1, 'seed')"
+        )
+    finally:
+        await conn.close()
+    await asyncio.to_thread(migrate_sync, scratch_url)
+
+    engine = create_engine(load_settings(database_url=scratch_url), pool_size=2)
+    try:
+        repo, store = IndicatorRepository(engine), EventStore(engine)
+        (old,) = await repo.lookup("domain", "login.old.top", tenant="anyone")
+        assert (old["scope"], old["source"], old["report_count"]) == ("global", "analyst", 4)
+        assert (old["asserted"]["stream_id"], old["asserted"]["seq"]) == (GLOBAL_STREAM, 1)
+        (loaded,) = await store.read_stream(GLOBAL_STREAM)
+        assert isinstance(loaded.event, IndicatorsLoaded)
+        assert {(i.value, i.source) for i in loaded.event.indicators} == {
+            ("old.top", "analyst"),
+            ("+18005550199", "seed"),
+        }
+        report = await rebuild_indicators(engine)  # the log alone gives the rows back
+        assert report.rows == 2
+        (again,) = await repo.lookup("domain", "old.top", tenant=None)
+        assert {k: again[k] for k in ("category", "report_count", "source", "first_seen")} == {
+            k: old[k] for k in ("category", "report_count", "source", "first_seen")
+        }
+    finally:
+        await engine.dispose()

@@ -16,6 +16,7 @@ def test_every_event_in_the_catalogue_is_registered_under_its_class_name() -> No
         "ToolCallCompleted",
         "ToolCallFailed", "ProgressReported", "VerdictReached", "TaskCompleted", "TaskFailed",
         "TaskCancelled", "VerdictReviewed",
+        "IndicatorAsserted", "IndicatorRetracted", "IndicatorsImported", "IndicatorsLoaded",
     }  # fmt: skip
     assert set(ev.EVENT_TYPES) == expected
     assert all(cls.type_name == name for name, cls in ev.EVENT_TYPES.items())
