@@ -122,7 +122,7 @@ class EventStore:
         Appending a batch whose event ids are all stored already is a no-op that returns where
         they are; a batch that mixes stored and new ids raises `DuplicateEventId`.
         """
-        _validate_append(stream_id, events, expected_version)
+        validate_append(stream_id, events, expected_version)
         args = _append_args(stream_id, events, expected_version)
         try:
             if conn is None:
@@ -312,7 +312,8 @@ class EventStore:
         return LogCursor(int(rows[0]["transaction_id"]), rows[0]["global_position"])
 
 
-def _validate_append(stream_id: str, events: Sequence[NewEvent], expected_version: int) -> None:
+def validate_append(stream_id: str, events: Sequence[NewEvent], expected_version: int) -> None:
+    """`InvalidAppend` for an append that can never succeed as asked (shared by every store)."""
     if not stream_id or len(stream_id) > 200:
         raise InvalidAppend("stream_id must be 1 to 200 characters")
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.log import LOG_START, LogCursor
+from domain.log import LOG_START
 from infrastructure.event_store import EventStore
 from tests.factories import progress, submitted
 
@@ -124,13 +124,6 @@ async def test_polling_reader_gets_every_event_exactly_once_under_load(store: Ev
         f"{len(committed)} events in {time.monotonic() - started:.1f}s;"
         f" naive reader missed {len(missed_by_naive)}, store reader missed 0"
     )
-
-
-async def test_cursor_round_trips_through_its_string_form(store: EventStore) -> None:
-    await store.append("s", [submitted(), progress()], 0)
-    first, second = await store.read_all()
-    cursor = LogCursor.parse(str(first.cursor))
-    assert [r.event_id for r in await store.read_all(cursor)] == [second.event_id]
 
 
 async def test_transaction_ids_are_ordered_as_numbers_not_as_text(
