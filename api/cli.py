@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +15,8 @@ from rich.console import Console
 
 from api import cli_admin, cli_auth, cli_client, cli_indicators, dev_auth
 from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE
+from api.http_guard import ConnectionGuard, connection_limit, guarded_http, raise_fd_limit
+from api.log_flood import install_repeat_limiter
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.settings import Settings, load_settings
 
@@ -88,7 +88,7 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Interface the api listens on."),
 ) -> None:
     """Start the system: migrate, load the seed data into an empty database, then run the api,
-    the relay and a worker in one process.
+    the relay and a worker, each as a child process of this one (api/up_processes.py).
 
     Without SCAMTRAIL_DATABASE_URL / SCAMTRAIL_REDIS_URL it starts an embedded PostgreSQL /
     Redis first, their data in ./.scamtrail/ (a restart keeps every task)."""
@@ -134,11 +134,17 @@ def relay() -> None:
 
 
 def _uvicorn_config(app: FastAPI, settings: Settings, host: str) -> uvicorn.Config:
+    guard = ConnectionGuard(
+        max_connections=connection_limit(settings.max_connections, raise_fd_limit()),
+        header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
     return uvicorn.Config(
         app,
         host=host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        http=guarded_http(guard),  # httptools, with the bounds uvicorn lacks (api/http_guard.py)
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_max_size=settings.ws_max_message_bytes,  # inbound frames are ignored: keep them small
         backlog=4096,  # thousands of progress sockets may connect at once
@@ -162,6 +168,7 @@ class _DrainingServer(uvicorn.Server):
         # embedded PostgreSQL's and Redis's URLs, which no environment variable names.
         self.app = create_app(settings)
         super().__init__(_uvicorn_config(self.app, settings, host))
+        install_repeat_limiter(settings.log_repeat_interval_s)  # uvicorn's handlers exist now
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         services = getattr(self.app.state, "services", None)  # None if the lifespan failed
@@ -179,54 +186,17 @@ class _DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-class _QuietServer(_DrainingServer):
-    """uvicorn re-raises the SIGINT it caught once it has shut down, which would interrupt the
-    relay's and the worker's own shutdown; here this process's handlers own the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def _whole_system(settings: Settings, host: str) -> None:
-    """api + relay + one worker in this process, stopped together by Ctrl-C."""
-    from workers.jobs import serve_worker
-    from workers.relay_main import run_relay
+    """api + relay + one worker, each its own process, stopped together by Ctrl-C. One that
+    ends by itself stops the others, and `up` with them (exit 1)."""
+    from api.up_processes import part_commands, part_environment, supervise
 
-    server = _QuietServer(settings, host)
-    # Ctrl-C or SIGTERM asks the server to finish; then the relay and the worker stop with it.
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-    stop = asyncio.Event()
-    # Both ride Redis and PostgreSQL outages out by themselves; one that ends before Ctrl-C
-    # is a bug, and the api would go on accepting tasks nobody analyses: say so loudly.
-    relaying = _watched(asyncio.create_task(run_relay(settings, stop), name="relay"), stop)
-    working = _watched(asyncio.create_task(serve_worker(settings), name="worker"), stop)
-    try:
-        await server.serve()
-    finally:
-        stop.set()
-        working.cancel()
-        for task in (working, relaying):
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task  # its failure, if any, was logged when it ended
-
-
-def _watched(task: asyncio.Task[None], stopping: asyncio.Event) -> asyncio.Task[None]:
-    def ended(task: asyncio.Task[None]) -> None:
-        if stopping.is_set():
-            return
-        error = None if task.cancelled() else task.exception()
-        log.error(
-            "the %s stopped while scamtrail is up: restart `scamtrail up`",
-            task.get_name(),
-            exc_info=error,
-        )
-        console.print(f"[red]the {task.get_name()} stopped unexpectedly: restart `scamtrail up`[/]")
-
-    task.add_done_callback(ended)
-    return task
+    ended = await supervise(part_commands(host, settings.port), part_environment(settings))
+    if ended is not None:
+        how = f"signal {-ended.code}" if ended.code < 0 else f"exit code {ended.code}"
+        log.error("the %s ended (%s) while scamtrail was up: stopped the rest", ended.name, how)
+        console.print(f"[red]the {ended.name} ended unexpectedly ({how}): scamtrail stopped[/]")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -164,7 +164,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     api and the relay ride Redis outages out; so does this: a fresh Worker is built and run
     again, with backoff, until Redis answers. Jobs running at the time finish first (arq's close
     waits for them); their arq state went with the restarted Redis, and the sweep re-enqueues
-    whatever is left unfinished. `serve_worker` is the same loop inside a running event loop."""
+    whatever is left unfinished."""
     backoff = _worker_backoff(settings)
     while True:
         worker = build_worker(settings, burst=burst)
@@ -176,39 +176,6 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             # every outage would leak an engine (and its PostgreSQL connections).
             worker.loop.run_until_complete(release(worker.ctx))
             time.sleep(_restart_delay(backoff, error))
-
-
-async def serve_worker(settings: Settings) -> None:
-    """`run_worker` for a process that runs other things on its event loop (`scamtrail up`):
-    the same rebuild-and-retry on a Redis outage; runs until cancelled, which stops it."""
-    backoff = _worker_backoff(settings)
-    while True:
-        worker = build_worker(settings, handle_signals=False)
-        try:
-            await worker.async_run()
-            return
-        except (RedisError, OSError) as error:
-            delay = _restart_delay(backoff, error)
-        finally:
-            await close_worker(worker)
-        await asyncio.sleep(delay)
-
-
-async def close_worker(worker: Worker) -> None:
-    """arq's close, which waits for running jobs; it fails on a dead Redis (its first command),
-    which must not end a shutdown or a restart with a traceback. What it did not get to (the
-    job clients, its Redis pool) is closed here instead."""
-    try:
-        await worker.close()
-    except (RedisError, OSError) as error:
-        log.info("worker: closed without Redis (%r)", error)
-    finally:
-        await release(worker.ctx)
-        pool = worker._pool  # arq has no public "close what is left"
-        if pool is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pool.close(close_connection_pool=True)
-            worker._pool = None
 
 
 def _worker_backoff(settings: Settings) -> Backoff:
