@@ -1,8 +1,9 @@
-"""The FastAPI app factory. Routes turn requests into commands and hand them on."""
+"""The FastAPI app factory. Routes turn requests into use cases (api/application) and their
+results into responses. Building an app sets no process-wide state: the api process's own
+start does (api/cli/processes.py, api/runtime.py)."""
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from api.limits import BodySizeLimit, RefuseNulInUrl, SocketCounter, has_nul
 from api.redaction import install_redaction
 from api.routes import admin, api_docs, console, health, indicators, task_reads, tasks
 from api.routes import stream as progress_routes
+from api.routes.dashboard import router as dashboard_router
 from api.services import open_services
 from infrastructure.settings import Settings, load_settings
 
@@ -34,11 +36,6 @@ TASK_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such task visible to the caller (another tenant's is not found)"},
     429: {"description": "Too many submissions a minute, or too many open streams"},
 }
-
-
-# gen0 collections every 50,000 net allocations instead of 700, full ones rarely: the
-# objects of a socket live as long as the socket, so frequent collections find little garbage.
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class ScamtrailApi(FastAPI):
@@ -77,15 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _log_auth_mode(settings)
         async with open_services(settings) as services:
             app.state.services = services
-            # Everything loaded so far (phone metadata, the suffix list, the app) lives as long
-            # as the process: move it out of the collector's sight. Without this, full
-            # collections walking those objects added ~80 ms to the p99 of a 1,000-event
-            # timeline page (benchmarks/reads.py).
-            gc.collect()
-            gc.freeze()
-            # Thousands of sockets keep hundreds of thousands of live objects: with the default
-            # thresholds the collector walks them all several times a second (GC_THRESHOLDS).
-            gc.set_threshold(*GC_THRESHOLDS)
             yield
 
     app = ScamtrailApi(
@@ -112,11 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(progress_routes.router, responses=TASK_RESPONSES)
 
     app.include_router(health.router)
-    # Routers are added here as their issues land (tasks, streaming, indicators, ...).
     app.include_router(task_reads.router, responses=TASK_RESPONSES)
     app.include_router(tasks.router, responses=TASK_RESPONSES)
     app.include_router(indicators.router, responses=AUTH_RESPONSES)
     app.include_router(admin.router, responses=AUTH_RESPONSES)
+    app.include_router(dashboard_router, responses=AUTH_RESPONSES)
     app.include_router(console.router)
     app.include_router(api_docs.router)
     return app

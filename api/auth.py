@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 import jwt
 
 from api import dev_auth
-from api.caller import ROLES, Caller, NotAuthenticated
+from api.application.caller import ROLES, Caller, NotAuthenticated
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)

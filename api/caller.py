@@ -1,45 +1,26 @@
-"""Who is calling: tenant, actor and roles, from the request's bearer token (api/auth.py).
+"""Who is calling over HTTP or a socket: the `Caller` (api/application/caller.py) from the
+request's bearer token (api/auth.py).
 
-Routes take a `Caller` through `require(...)`, the one place roles are checked: a missing or bad
-token is 401 (WebSocket close 4401), a valid token without the role is 403 (4403).
-Tenant and submitter scoping happen in the queries (infrastructure/task_queries.py).
+Routes take a `Caller` through `require(...)`: a missing or bad token is 401 (WebSocket close
+4401), a valid token without the role is 403 (4403), answered before the body is read. Tenant
+and submitter scoping happen in the queries (infrastructure/task_queries.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-ROLES = frozenset({"submitter", "analyst", "admin"})
+from api.application.caller import ROLES, Caller, NotAuthenticated, check_roles
+
+# The identity it yields, for callers of this module.
+__all__ = ["BEARER_PROTOCOL", "Caller", "NotAuthenticated", "caller_for", "require", "socket_token"]
+
 # The value a browser offers in Sec-WebSocket-Protocol before its token: `["bearer", token]`.
 BEARER_PROTOCOL = "bearer"
-
-
-class NotAuthenticated(Exception):
-    """No token, or one that does not verify (expired, bad signature, wrong audience...)."""
-
-
-class Forbidden(Exception):
-    """A valid token without the role the action needs."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    tenant: str
-    actor: str
-    roles: frozenset[str]
-    expires_at: datetime | None = None  # the token's `exp`: open sockets close then
-
-    @property
-    def submitted_by(self) -> str | None:
-        """The submitter to scope task reads to: a submitter sees only its own tasks, an
-        analyst every task of its tenant (None: no submitter filter)."""
-        return None if "analyst" in self.roles else self.actor
 
 
 class _Verifier(Protocol):
@@ -67,12 +48,6 @@ def socket_token(websocket: WebSocket) -> tuple[str | None, str | None]:
     if BEARER_PROTOCOL in offered and offered.index(BEARER_PROTOCOL) + 1 < len(offered):
         return offered[offered.index(BEARER_PROTOCOL) + 1], BEARER_PROTOCOL
     return websocket.query_params.get("token"), None
-
-
-def check_roles(caller: Caller, roles: tuple[str, ...]) -> Caller:
-    if not caller.roles & set(roles):
-        raise Forbidden(f"needs one of the roles: {', '.join(roles)}")
-    return caller
 
 
 def require(*roles: str, query_token: bool = False) -> Callable[..., Caller]:

@@ -44,6 +44,20 @@ async def check_indicator_write_rate(redis: Redis, tenant: str, per_minute: int)
     await _count_in_minute(redis, "indicators", tenant, per_minute, "indicator writes")
 
 
+class TenantRates:
+    """The per-tenant rates the use cases check, counted in this Redis with these limits."""
+
+    def __init__(self, redis: Redis, submissions_per_minute: int, writes_per_minute: int) -> None:
+        self._redis = redis
+        self._submissions, self._writes = submissions_per_minute, writes_per_minute
+
+    async def submission(self, tenant: str) -> None:
+        await check_submission_rate(self._redis, tenant, self._submissions)
+
+    async def indicator_write(self, tenant: str) -> None:
+        await check_indicator_write_rate(self._redis, tenant, self._writes)
+
+
 async def _count_in_minute(
     redis: Redis, action: str, tenant: str, per_minute: int, what: str
 ) -> None:

@@ -17,9 +17,8 @@ import hmac
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security.utils import get_authorization_scheme_param
@@ -35,29 +34,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import DBAPIError
 
-from api.caller import NotAuthenticated
+from api.application.caller import NotAuthenticated
 from infrastructure.settings import Settings
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 log = logging.getLogger(__name__)
 
 # Counting beyond this many unpublished events would make a scrape slow; "at least" is enough.
 LAG_COUNT_LIMIT = 100_000
-
-_PAST_CHECKPOINT = """
-    FROM events e WHERE (e.transaction_id, e.global_position)
-        > (split_part(c.log_cursor, '-', 1)::xid8, split_part(c.log_cursor, '-', 2)::bigint)
-"""
-_RELAY_LAG = sa.text(
-    f"""
-    SELECT c.published_total,
-        (SELECT count(*) FROM (SELECT 1 {_PAST_CHECKPOINT} LIMIT :limit) p) AS lag_events,
-        -- the age of the first unpublished event in log order: one index entry, where min()
-        -- over every unpublished row cost 30 ms per scrape at a 100,000-event backlog
-        (SELECT extract(epoch FROM now() - e.recorded_at) {_PAST_CHECKPOINT}
-            ORDER BY e.transaction_id, e.global_position LIMIT 1) AS lag_seconds
-    FROM relay_checkpoints c WHERE c.name = :name
-    """
-)
 
 
 class _RelayCollector(Collector):
@@ -171,25 +157,25 @@ class _RelayReading:
         self._read_at = -float("inf")
         self._lock = asyncio.Lock()
 
-    async def refresh(self, services: Any) -> None:
+    async def refresh(self, services: Services) -> None:
         settings: Settings = services.settings
         if time.monotonic() - self._read_at < settings.metrics_refresh_s:
             return
         async with self._lock:
             if time.monotonic() - self._read_at < settings.metrics_refresh_s:
                 return  # another scrape read it while this one waited
-            params = {"name": settings.relay_name, "limit": LAG_COUNT_LIMIT}
             try:
-                async with services.engine.connect() as conn:
-                    row = (await conn.execute(_RELAY_LAG, params)).first()
+                status = await services.relay_status.read(
+                    settings.relay_name, count_limit=LAG_COUNT_LIMIT
+                )
             except DBAPIError as error:
                 log.warning("metrics: reading the relay checkpoint failed: %r", error)
                 return  # the next scrape tries again
             self._read_at = time.monotonic()
-            if row is not None:
-                self._target.published = int(row.published_total)
-                self._target.lag_events = int(row.lag_events)
-                self._target.lag_seconds = float(row.lag_seconds or 0.0)
+            if status is not None:
+                self._target.published = status.published
+                self._target.lag_events = status.lag_events
+                self._target.lag_seconds = status.lag_seconds
 
 
 def _check_scraper(request: Request, settings: Settings) -> None:

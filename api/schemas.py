@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.commands import links
 from domain import events as ev
 from domain.storable import check_storable
 from domain.task import TaskState
@@ -18,6 +17,17 @@ def storable(value: Any) -> Any:
     domain.storable (NUL, lone surrogates, NaN or infinite numbers, nesting too deep; keys as
     well as values)."""
     return check_storable(value)
+
+
+def links(task_id: str) -> dict[str, str]:
+    """Where a client goes next with a task: its URLs in this api."""
+    return {
+        "self": f"/tasks/{task_id}",
+        "timeline": f"/tasks/{task_id}/timeline",
+        "events": f"/tasks/{task_id}/events",
+        "websocket": f"/ws/agent-progress/{task_id}",
+        "cancel": f"/tasks/{task_id}/cancel",
+    }
 
 
 class SubmitTask(BaseModel):
@@ -49,6 +59,7 @@ class TaskAccepted(BaseModel):
 class TaskView(BaseModel):
     task_id: str
     kind: str
+    content_preview: str = Field(description="The content's first 280 characters.")
     status: str
     current_step: str | None
     percent: int
@@ -71,6 +82,7 @@ class TaskView(BaseModel):
         return cls(
             task_id=state.task_id,
             kind=state.kind,
+            content_preview=state.content_preview,
             status=state.status,
             current_step=state.current_step,
             percent=state.percent,

@@ -9,28 +9,32 @@ from dataclasses import dataclass
 from arq import ArqRedis
 from fastapi import Request
 from redis.asyncio import ConnectionPool, Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from infrastructure.database import create_engine
+from api.application import Application
+from api.limits import TenantRates
+from infrastructure.analysis_queue import enqueue_analysis
 from infrastructure.event_store import EventStore
 from infrastructure.hub import ProgressHub
 from infrastructure.redis_client import create_redis
+from infrastructure.relay_status import RelayStatusReader
+from infrastructure.repositories import open_repositories
+from infrastructure.schema_probe import SchemaProbe
 from infrastructure.settings import Settings
 
 
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
-    store: EventStore
+    application: Application  # the use cases
+    store: EventStore  # the log, read by the progress sockets' delivery loop
     redis: Redis
-    jobs: ArqRedis  # the arq queue: enqueue analyses
     hub: ProgressHub  # the process's one Redis Pub/Sub subscription, shared by all sockets
+    schema: SchemaProbe  # /readyz: the migration the database is at
+    relay_status: RelayStatusReader  # /metrics: the relay's checkpoint and lag
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    engine = create_engine(settings, application_name="scamtrail-api")
     redis = create_redis(settings)
     # Built without a ping (arq's create_pool pings and fails): the api must start, and keep
     # accepting submissions, while Redis is down; the sweep enqueues what could not be.
@@ -38,16 +42,32 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
         default_queue_name=settings.queue,
     )
-    store = EventStore(engine)
-    hub = ProgressHub(settings, store)
-    await hub.start()
+
+    async def enqueue(task_id: str) -> bool:
+        return await enqueue_analysis(jobs, task_id, settings.queue)
+
+    rates = TenantRates(
+        redis, settings.submissions_per_minute, settings.indicator_writes_per_minute
+    )
     try:
-        yield Services(settings, engine, store, redis, jobs, hub=hub)
+        async with open_repositories(settings, application_name="scamtrail-api") as repos:
+            hub = ProgressHub(settings, repos.store)
+            await hub.start()
+            try:
+                yield Services(
+                    settings,
+                    Application(repos, settings, enqueue, rates),
+                    repos.store,
+                    redis,
+                    hub,
+                    repos.schema,
+                    repos.relay_status,
+                )
+            finally:
+                await hub.stop()
     finally:
-        await hub.stop()
         await jobs.aclose()
         await redis.aclose()
-        await engine.dispose()
 
 
 def services(request: Request) -> Services:

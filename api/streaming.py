@@ -22,9 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from api.caller import Caller
 from api.metrics import StreamMetrics
-from domain.errors import TaskNotFound
 from domain.indicators import is_task_stream
 from domain.log import LOG_START
 from domain.progress import (
@@ -44,7 +42,6 @@ from infrastructure.hub import (
 )
 from infrastructure.relay import published_up_to
 from infrastructure.settings import Settings
-from infrastructure.task_queries import visible_streams
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +70,6 @@ class Follow:
     task_ids: list[str]
     after: dict[str, int] = field(default_factory=dict)
     tenant: str | None = None
-
-
-async def check_tasks(store: EventStore, caller: Caller, task_ids: list[str]) -> None:
-    """TaskNotFound unless the caller may follow every task: its tenant's, and its own for a
-    submitter. Anyone else's task is reported as not found, so its existence is not revealed."""
-    visible = await visible_streams(
-        store.engine, caller.tenant, task_ids, submitted_by=caller.submitted_by
-    )
-    for task_id in task_ids:
-        if task_id not in visible:
-            raise TaskNotFound(task_id)
 
 
 class TaskFollower:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from api.app import create_app
+from api.runtime import settle_heap
 from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, bench_token
 from infrastructure.database import create_engine, migrate
 from infrastructure.seed import load_seed
@@ -88,6 +89,7 @@ async def main(tasks: int, samples: int) -> None:
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        settle_heap()  # as `scamtrail api` does once its services are up
         transport = httpx.ASGITransport(app=app)
         headers = {
             "Authorization": f"Bearer {bench_token(settings, ['submitter', 'analyst'], 'public')}"

@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 
 from api.app import create_app
+from api.runtime import settle_heap
 from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_token
 from infrastructure.database import create_engine, migrate
 from infrastructure.projection_rebuild import rebuild_projections
@@ -100,6 +101,7 @@ async def main(tasks: int, requests: int) -> None:
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        settle_heap()  # as `scamtrail api` does once its services are up
         transport = httpx.ASGITransport(app=app)
         headers = {
             "Authorization": f"Bearer {bench_token(settings, ['submitter', 'analyst'], 'public')}"

@@ -11,6 +11,7 @@ from typing import Any
 from domain import events as ev
 from domain.log import RecordedEvent
 from domain.progress import iso_timestamp, progress_message
+from domain.task import Analysis, TaskState, fold
 
 
 def cited_event(recorded: RecordedEvent) -> dict[str, Any]:
@@ -27,42 +28,42 @@ def cited_event(recorded: RecordedEvent) -> dict[str, Any]:
 
 
 def build_audit(stream: Sequence[RecordedEvent]) -> dict[str, Any]:
+    """The audit of a task's stream, as its fold (domain.task) reads the events, citing each
+    event by `seq` with its data as recorded."""
+    state = fold(stream)
+    assert state is not None, "a task's stream starts with TaskSubmitted"
     by_seq = {r.version: r for r in stream}
-    verdicts = [r for r in stream if isinstance(r.event, ev.VerdictReached)]
-    verdict = verdicts[-1] if verdicts else None
     reviews = [r for r in stream if isinstance(r.event, ev.VerdictReviewed)]
+    analysis = state.analysis
     return {
-        "task_id": stream[0].stream_id,
-        "verdict": _verdict(verdict, reviews),
-        "reasons": _reasons(verdict, by_seq),
-        "entities": _entities(stream),
-        "tool_failures": _tool_failures(stream),
+        "task_id": state.task_id,
+        "verdict": _verdict(state, bool(reviews)),
+        "reasons": _reasons(analysis.reached, by_seq),
+        "entities": [e.model_dump(mode="json") for e in analysis.entities or ()],
+        "tool_failures": _tool_failures(analysis),
         "reviews": [_review(r) for r in reviews],
     }
 
 
-def _verdict(
-    verdict: RecordedEvent | None, reviews: Sequence[RecordedEvent]
-) -> dict[str, Any] | None:
-    if verdict is None:
+def _verdict(state: TaskState, reviewed: bool) -> dict[str, Any] | None:
+    if state.analysis.reached is None:
         return None
-    reached = verdict.event
-    assert isinstance(reached, ev.VerdictReached)
-    final = reviews[-1].event if reviews else None
+    seq, reached = state.analysis.reached
     return {
         "agent": reached.verdict,
         "score": reached.score,
         "confidence": reached.confidence,
-        "seq": verdict.version,
-        "final": final.verdict if isinstance(final, ev.VerdictReviewed) else reached.verdict,
-        "reviewed": bool(reviews),
+        "seq": seq,
+        "final": state.reviewed_verdict or reached.verdict,
+        "reviewed": reviewed,
     }
 
 
-def _reasons(verdict: RecordedEvent | None, by_seq: dict[int, RecordedEvent]) -> list[Any]:
-    if verdict is None:
+def _reasons(
+    reached: tuple[int, ev.VerdictReached] | None, by_seq: dict[int, RecordedEvent]
+) -> list[Any]:
+    if reached is None:
         return []
-    assert isinstance(verdict.event, ev.VerdictReached)
     return [
         {
             "code": reason.code,
@@ -70,41 +71,27 @@ def _reasons(verdict: RecordedEvent | None, by_seq: dict[int, RecordedEvent]) ->
             "weight": reason.weight,
             "evidence": [cited_event(by_seq[seq]) for seq in reason.evidence if seq in by_seq],
         }
-        for reason in verdict.event.reasons
+        for reason in reached[1].reasons
     ]
 
 
-def _entities(stream: Sequence[RecordedEvent]) -> list[dict[str, Any]]:
-    for recorded in stream:
-        if isinstance(recorded.event, ev.EntitiesExtracted):
-            return [e.model_dump(mode="json") for e in recorded.event.entities]
-    return []
-
-
-def _tool_failures(stream: Sequence[RecordedEvent]) -> list[dict[str, Any]]:
+def _tool_failures(analysis: Analysis) -> list[dict[str, Any]]:
     """Calls that never completed, with every failed attempt: what the reasoner had to do
     without. Each lowered the verdict's confidence."""
-    completed = {r.event.call_id for r in stream if isinstance(r.event, ev.ToolCallCompleted)}
-    attempts: dict[str, list[RecordedEvent]] = {}
-    for recorded in stream:
-        event = recorded.event
-        if isinstance(event, ev.ToolCallFailed) and event.call_id not in completed:
-            attempts.setdefault(event.call_id, []).append(recorded)
+    failed = [c for c in analysis.calls.values() if c.completion is None and c.failures]
+    failed.sort(key=lambda call: call.failures[0][0])  # in the order they first failed
     failures = []
-    for call_id, failed in attempts.items():
-        last = failed[-1].event
-        assert isinstance(last, ev.ToolCallFailed)
+    for call in failed:
+        last = call.failures[-1][1]
         failures.append(
             {
-                "call_id": call_id,
+                "call_id": call.call_id,
                 "tool": last.tool,
                 "step": last.step,
-                "attempts": len(failed),
-                "timed_out": any(
-                    isinstance(r.event, ev.ToolCallFailed) and r.event.timed_out for r in failed
-                ),
+                "attempts": len(call.failures),
+                "timed_out": any(failure.timed_out for _, failure in call.failures),
                 "last_error": last.error,
-                "seqs": [r.version for r in failed],
+                "seqs": [seq for seq, _ in call.failures],
                 "effect": "not used as evidence; lowers the verdict's confidence",
             }
         )

@@ -143,14 +143,19 @@ class TaskCompleted(DomainEvent):
 
 
 class TaskFailed(DomainEvent):
-    """The task cannot finish; `error` is a message a person can act on."""
+    """The task cannot finish; `error` is a message a person can act on. `percent` is where
+    the task stood: a task that ended without completing stays there (only completion is 100)."""
 
     error: str
     step: Step | None = None
+    percent: int = Field(default=0, ge=0, le=100)
 
 
 class TaskCancelled(DomainEvent):
+    """Someone withdrew the task; `percent` is where it stood, as for TaskFailed."""
+
     reason: str | None = None
+    percent: int = Field(default=0, ge=0, le=100)
 
 
 class VerdictReviewed(DomainEvent):

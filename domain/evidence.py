@@ -15,6 +15,7 @@ from typing import Any
 from domain import events as ev
 from domain.log import RecordedEvent
 from domain.search_relevance import PROVIDER_NAMES, naming_results, searched_entities
+from domain.task import Analysis, fold
 
 MAX_DETAILS = 3
 
@@ -25,29 +26,30 @@ class Evidence:
     extraction_version: int | None = None
     # call_id -> (version, event): the first completion of each call.
     completed: dict[str, tuple[int, ev.ToolCallCompleted]] = field(default_factory=dict)
-    # call_id -> (version, event): calls whose last word is a failure with no retry to come.
+    # call_id -> (version, event): calls given up (their last word is a failure, no retry).
     failed: dict[str, tuple[int, ev.ToolCallFailed]] = field(default_factory=dict)
     # call_id -> input: what each call was asked (a web search's searched entities).
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def collect(stream: Sequence[RecordedEvent]) -> Evidence:
-    evidence = Evidence()
-    for recorded in stream:
-        event = recorded.event
-        if isinstance(event, ev.EntitiesExtracted):
-            evidence.entities, evidence.extraction_version = event.entities, recorded.version
-        elif isinstance(event, ev.ToolCallStarted):
-            evidence.inputs.setdefault(event.call_id, event.input)
-        elif isinstance(event, ev.ToolCallCompleted):
-            evidence.completed.setdefault(event.call_id, (recorded.version, event))
-            evidence.failed.pop(event.call_id, None)
-        elif isinstance(event, ev.ToolCallFailed) and event.call_id not in evidence.completed:
-            if event.will_retry:
-                evidence.failed.pop(event.call_id, None)
-            else:
-                evidence.failed[event.call_id] = (recorded.version, event)
-    return evidence
+    """The evidence in a task's stream, as its fold (domain.task) reads the events."""
+    state = fold(stream)
+    return Evidence() if state is None else of_analysis(state.analysis)
+
+
+def of_analysis(analysis: Analysis) -> Evidence:
+    calls = analysis.calls.values()
+    completed = [(c.call_id, c.completion) for c in calls if c.completion is not None]
+    failed = [(c.call_id, c.failures[-1]) for c in calls if c.outcome == "gave_up"]
+    return Evidence(
+        entities=analysis.entities or (),
+        extraction_version=analysis.extraction_version,
+        # In the order they were recorded: reasons of equal weight keep that order.
+        completed=dict(sorted(completed, key=lambda item: item[1][0])),
+        failed=dict(sorted(failed, key=lambda item: item[1][0])),
+        inputs={c.call_id: c.input for c in calls},
+    )
 
 
 def tool_reasons(evidence: Evidence) -> list[ev.Reason]:

@@ -51,8 +51,23 @@ def plan_tool_calls(
     return calls[:MAX_CALLS]
 
 
-def _call(tool: str, key: str, call_input: dict[str, Any]) -> PlannedCall:
-    return PlannedCall(f"{TOOL_STEPS[tool]}:{key}", tool, TOOL_STEPS[tool], call_input)
+def call_id(tool: str, call_input: Mapping[str, Any]) -> str:
+    """A call's id, from its tool and input alone: the same question always has the same id
+    (what lets a resumed worker recognise a call, and a test count the real invocations)."""
+    match tool:
+        case "scam_database":
+            key = f"{call_input['kind']}:{call_input['value']}"
+        case "web_search":
+            key = hashlib.sha256(str(call_input["query"]).encode()).hexdigest()[:16]
+        case "domain_reputation":
+            key = str(call_input["domain"])
+        case _:
+            key = str(call_input["value"])
+    return f"{TOOL_STEPS[tool]}:{key}"
+
+
+def _call(tool: str, call_input: dict[str, Any]) -> PlannedCall:
+    return PlannedCall(call_id(tool, call_input), tool, TOOL_STEPS[tool], call_input)
 
 
 def _scam_database(entities: Sequence[Entity], tenant: str | None) -> list[PlannedCall]:
@@ -62,10 +77,7 @@ def _scam_database(entities: Sequence[Entity], tenant: str | None) -> list[Plann
         (e for e in entities if e.kind in LOOKED_UP), key=lambda e: LOOKED_UP.index(e.kind)
     )
     scope = {} if tenant is None else {"tenant": tenant}
-    calls = [
-        _call("scam_database", f"{e.kind}:{e.value}", {"kind": e.kind, "value": e.value, **scope})
-        for e in ranked
-    ]
+    calls = [_call("scam_database", {"kind": e.kind, "value": e.value, **scope}) for e in ranked]
     return calls[: TOOL_CAPS["scam_database"]]
 
 
@@ -75,9 +87,8 @@ def _web_search(entities: Sequence[Entity]) -> list[PlannedCall]:
     query = search_query(entities)
     if not query:
         return []
-    digest = hashlib.sha256(query.encode()).hexdigest()[:16]
     searched = [{"kind": e.kind, "value": e.value} for e in _searched(entities)]
-    return [_call("web_search", digest, {"query": query, "entities": searched})]
+    return [_call("web_search", {"query": query, "entities": searched})]
 
 
 def search_query(entities: Sequence[Entity]) -> str:
@@ -115,7 +126,7 @@ def _domain_reputation(entities: Sequence[Entity]) -> list[PlannedCall]:
         if entity.kind != "domain":
             continue
         url = next((u.value for u in urls if _host_of(u) == entity.value), None)
-        calls.append(_call("domain_reputation", entity.value, {"domain": entity.value, "url": url}))
+        calls.append(_call("domain_reputation", {"domain": entity.value, "url": url}))
     return calls[: TOOL_CAPS["domain_reputation"]]
 
 
@@ -129,7 +140,7 @@ def _phone_validator(
     region = client_metadata.get("sender_region")
     claimed = region.upper() if isinstance(region, str) and region.strip() else None
     calls = [
-        _call("phone_validator", e.value, {"value": e.value, "claimed_region": claimed})
+        _call("phone_validator", {"value": e.value, "claimed_region": claimed})
         for e in entities
         if e.kind == "phone"
     ]

@@ -13,13 +13,11 @@ from typing import Any
 from domain import events as ev
 from domain.log import RecordedEvent
 from domain.search_relevance import PROVIDER_NAMES
-from domain.task import STEP_PERCENT
 
-TERMINAL_STEPS = frozenset({"completed", "failed", "cancelled"})
-# The events after which a task's progress stream ends (its socket closes with 1000).
-TERMINAL_EVENT_TYPES = frozenset(
-    {ev.TaskCompleted.type_name, ev.TaskFailed.type_name, ev.TaskCancelled.type_name}
-)
+# TERMINAL_EVENT_TYPES: the events after which a task's progress stream ends (its socket
+# closes with 1000), as the fold declares them; re-exported for the relay and the sockets.
+from domain.task import TERMINAL_EVENT_TYPES as TERMINAL_EVENT_TYPES
+from domain.task import event_percent
 
 _TOOL_LABELS = {
     "scam_database": "Checking scam database",
@@ -35,12 +33,12 @@ def iso_timestamp(moment: datetime) -> str:
 
 
 def progress_message(recorded: RecordedEvent) -> dict[str, Any]:
-    step, tool, text, percent, error = _describe(recorded.event)
+    step, tool, text, error = _describe(recorded.event)
     return {
         "step": step,
         "tool": tool,
         "message": text,
-        "percent": percent,
+        "percent": event_percent(recorded.event),  # what the task's projection folds, too
         "timestamp": iso_timestamp(recorded.recorded_at),
         "error": error,
         "seq": recorded.version,
@@ -82,10 +80,6 @@ def error_message(text: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def is_terminal(message: dict[str, Any]) -> bool:
-    return message.get("step") in TERMINAL_STEPS
-
-
 def _target(call_input: dict[str, Any]) -> str:
     value = call_input.get("value") or call_input.get("query") or call_input.get("domain")
     return f" for {value}" if value else ""
@@ -102,58 +96,75 @@ def _answered(tool: str, output: dict[str, Any]) -> str:
     return f"{count} result{'' if count == 1 else 's'} from {provider}"
 
 
-def _describe(event: ev.DomainEvent) -> tuple[str, str | None, str, int, bool]:
-    """(step, tool, message, percent, error) for one event."""
+Described = tuple[str, str | None, str, bool]  # (step, tool, message, error)
+
+
+def _describe(event: ev.DomainEvent) -> Described:
+    """(step, tool, message, error) for one event; its percent is `event_percent`'s."""
+    if isinstance(event, ev.ToolCallStarted | ev.ToolCallCompleted | ev.ToolCallFailed):
+        return _describe_call(event)
+    return _describe_step(event) or _describe_other(event)
+
+
+def _describe_step(event: ev.DomainEvent) -> Described | None:
     match event:
         case ev.TaskSubmitted(kind=kind):
-            return "entity_extraction", None, f"Received {kind}; extracting entities...", 0, False
-        case ev.AnalysisStarted(run=1, percent=percent):
-            return "entity_extraction", None, "Analysis started", percent, False
-        case ev.AnalysisStarted(run=run, max_runs=most, step=step, percent=percent):
+            return "entity_extraction", None, f"Received {kind}; extracting entities...", False
+        case ev.AnalysisStarted(run=1):
+            return "entity_extraction", None, "Analysis started", False
+        case ev.AnalysisStarted(run=run, max_runs=most, step=step):
             text = f"Resuming the analysis (run {run} of {most})"
-            return step or "entity_extraction", None, text, percent, False
+            return step or "entity_extraction", None, text, False
         case ev.EntitiesExtracted(entities=entities):
             kinds = sorted({e.kind for e in entities})
             found = f"Found {len(entities)} entities ({', '.join(kinds)})" if entities else ""
-            return "entity_extraction", None, found or "No entities found", 10, False
-        case ev.ToolCallStarted(step=step, tool=tool, input=call_input, attempt=attempt):
-            label = _TOOL_LABELS.get(tool, f"Calling {tool}")
-            again = f" (attempt {attempt})" if attempt > 1 else ""
-            percent = max(STEP_PERCENT.get(step, 20) - 5, 15)
-            return step, tool, f"{label}{_target(call_input)}...{again}", percent, False
-        case ev.ToolCallCompleted(step=step, tool=tool, duration_ms=ms, output=output):
-            label = _TOOL_LABELS.get(tool, f"Calling {tool}")
-            text = f"{label}: {_answered(tool, output)} in {ms:.0f} ms"
-            return step, tool, text, STEP_PERCENT.get(step, 20), False
-        case ev.ToolCallFailed(step=step, tool=tool, error=error, will_retry=again):
-            suffix = "; retrying" if again else ""
-            return step, tool, f"{tool} failed: {error}{suffix}", STEP_PERCENT.get(step, 20), True
-        case ev.ProgressReported(message=text, percent=percent, step=step, tool=tool):
-            return step or "reasoning", tool, text, percent, False
+            return "entity_extraction", None, found or "No entities found", False
+        case ev.ProgressReported(message=text, step=step, tool=tool):
+            return step or "reasoning", tool, text, False
         case ev.VerdictReached(verdict=verdict, score=score):
-            return "reasoning", None, f"Verdict: {verdict} (score {score:.2f})", 90, False
+            return "reasoning", None, f"Verdict: {verdict} (score {score:.2f})", False
         case ev.TaskCompleted(verdict=verdict):
             done = f"Analysis complete: {verdict}" if verdict else "Analysis complete"
-            return "completed", None, done, 100, False
+            return "completed", None, done, False
         case ev.TaskFailed(error=error):
-            return "failed", None, error, 100, True
+            return "failed", None, error, True
         case ev.TaskCancelled(reason=reason):
-            return "cancelled", None, f"Cancelled: {reason}" if reason else "Cancelled", 100, False
+            return "cancelled", None, f"Cancelled: {reason}" if reason else "Cancelled", False
         case ev.VerdictReviewed(decision=decision, verdict=verdict):
             did = "confirmed" if decision == "confirm" else "overrode"
-            return "reviewed", None, f"Analyst {did} the verdict: {verdict}", 100, False
+            return "reviewed", None, f"Analyst {did} the verdict: {verdict}", False
+    return None
+
+
+def _describe_call(
+    event: ev.ToolCallStarted | ev.ToolCallCompleted | ev.ToolCallFailed,
+) -> Described:
+    label = _TOOL_LABELS.get(event.tool, f"Calling {event.tool}")
+    match event:
+        case ev.ToolCallStarted(input=call_input, attempt=attempt):
+            again = f" (attempt {attempt})" if attempt > 1 else ""
+            return event.step, event.tool, f"{label}{_target(call_input)}...{again}", False
+        case ev.ToolCallCompleted(duration_ms=ms, output=output):
+            text = f"{label}: {_answered(event.tool, output)} in {ms:.0f} ms"
+            return event.step, event.tool, text, False
+    suffix = "; retrying" if event.will_retry else ""
+    return event.step, event.tool, f"{event.tool} failed: {event.error}{suffix}", True
+
+
+def _describe_other(event: ev.DomainEvent) -> Described:
+    match event:
         # Indicator events are never sent to a progress socket (domain.indicators); described
         # all the same, so whatever builds a message for one gets a sensible one.
         case ev.IndicatorAsserted(kind=kind, value=value, category=category):
-            return "indicators", None, f"Indicator asserted: {kind} {value} ({category})", 0, False
+            return "indicators", None, f"Indicator asserted: {kind} {value} ({category})", False
         case ev.IndicatorRetracted(kind=kind, value=value):
-            return "indicators", None, f"Indicator retracted: {kind} {value}", 0, False
+            return "indicators", None, f"Indicator retracted: {kind} {value}", False
         case ev.IndicatorsImported(source=source, entries=entries):
             text = f"{len(entries)} indicators imported from {source}"
-            return "indicators", None, text, 0, False
+            return "indicators", None, text, False
         case ev.IndicatorsLoaded(indicators=indicators):
-            return "indicators", None, f"{len(indicators)} indicators loaded", 0, False
+            return "indicators", None, f"{len(indicators)} indicators loaded", False
         case ev.UnreadableEvent(original_type=original):
             text = f"An event this server cannot read ({original}); the timeline has it."
-            return "reasoning", None, text, 0, True
-    return "reasoning", None, event.type_name, 0, False
+            return "reasoning", None, text, True
+    return "reasoning", None, event.type_name, False

@@ -35,6 +35,7 @@ from pathlib import Path
 from domain import events as ev
 from domain.evidence import Evidence, collect, tool_reasons
 from domain.log import RecordedEvent
+from domain.task import fold
 from domain.text_model import sigmoid, text_model
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "models" / "calibration.json"
@@ -135,7 +136,8 @@ def calibration(kind: str) -> Calibration:
 
 def has_evidence(stream: Sequence[RecordedEvent]) -> bool:
     """False when nothing is left to reason on: no extraction and no tool that answered."""
-    return any(isinstance(r.event, ev.EntitiesExtracted | ev.ToolCallCompleted) for r in stream)
+    state = fold(stream)
+    return state is not None and state.analysis.has_evidence
 
 
 def reason(stream: Sequence[RecordedEvent]) -> ev.VerdictReached:

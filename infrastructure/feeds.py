@@ -18,7 +18,8 @@ stream, a batch per event (IndicatorsImported), and projects them into scam_indi
 A value belongs to the source that stored it first. Importing a feed again refreshes its own
 rows (category, last_seen, imported_at, expires_at) and never adds to report_count; a row held
 by another source is left alone (kept) unless it has expired, when the importing feed takes it
-over. Rows added by hand or by the seed never expire and are never touched.
+over. Rows added by hand or from the seed data (`scamtrail seed`) never expire and are never
+touched.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ POLL_BATCH = 500  # events per read of the log while degraded
 
 
 def task_channel(task_id: str) -> str:
-    return f"agent_progress:{task_id}"  # the seed's channel name
+    return f"agent_progress:{task_id}"  # on Redis, SCAMTRAIL_CHANNEL_PREFIX comes before it
 
 
 def tenant_channel(tenant: str) -> str:
@@ -317,7 +317,7 @@ class ProgressHub:
         The SUBSCRIBE itself is sent by a chore task, not from the caller's: redis-py awaits
         inside its own wait_for, which on Python 3.11 can swallow a cancellation that lands as
         the send completes, and the caller (a socket's delivery loop) must stay cancellable —
-        a swallowed cancel once kept a socket streaming past its token's expiry."""
+        a swallowed cancel would keep a socket streaming past its token's expiry."""
         sub = Subscription(channels, self._settings.ws_queue_size)
         new = []
         for channel in sub.channels:
@@ -555,7 +555,7 @@ class ProgressHub:
         if pubsub is None:
             return  # still away (a reconnect attempt failed): nothing changed for subscribers
         # The live path just broke: each subscriber reads once what it may have missed. Not at
-        # every failed attempt: 5,000 sockets re-reading at every retry was 2,500 queries/s.
+        # every failed attempt: 5,000 sockets re-reading at every retry would be 2,500 queries/s.
         for sub in {sub for subs in self._channels.values() for sub in subs}:
             sub.mark_stale()
         await _close(pubsub)

@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError
 
 # What PostgreSQL being away looks like to a caller. InternalClientError too: a connection
 # terminated by the server while a prepared statement ran can surface as "cannot switch to
-# state ...; another operation is in progress" instead of a ConnectionDoesNotExistError. It
-# used to end the relay process (found by the chaos suite, pg_terminate_backend); the connection
-# is gone either way, so reconnect like for any other.
+# state ...; another operation is in progress" instead of a ConnectionDoesNotExistError (as
+# pg_terminate_backend mid-statement does). The connection is gone either way, so the relay
+# reconnects as for any other outage rather than exiting.
 POSTGRES_ERRORS = (
     OSError,
     asyncpg.PostgresError,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.indicators import is_task_stream
 from domain.task import TaskState, fold
 from infrastructure.event_store import EventStore
+from infrastructure.indicator_projection import IndicatorRebuild, rebuild_indicators
 from infrastructure.projections import replace_task, row_from_state, state_from_row
 
 log = logging.getLogger(__name__)
@@ -146,3 +147,30 @@ async def prune_finished_tasks(
         "pruned %d finished tasks older than %s (admin action, no event)", len(ids), older_than
     )
     return len(ids)
+
+
+class Projections:
+    """Rebuild and prune over one engine, for the use cases (api/application)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def rebuild_tasks(
+        self,
+        *,
+        tenant: str | None = None,
+        batch: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> RebuildReport:
+        """`rebuild_projections`: every task row, or one tenant's, recomputed from the log."""
+        return await rebuild_projections(
+            self._engine, tenant=tenant, batch=batch, progress=progress
+        )
+
+    async def rebuild_indicators(self) -> IndicatorRebuild:
+        """The known indicators replayed from their streams (every tenant's and the global)."""
+        return await rebuild_indicators(self._engine)
+
+    async def prune(self, older_than: timedelta, *, tenant: str | None = None) -> int:
+        """`prune_finished_tasks`: how many finished tasks were deleted."""
+        return await prune_finished_tasks(self._engine, older_than, tenant=tenant)

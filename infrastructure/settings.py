@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     queue: str = "scamtrail:analyses"
     log_level: str = "INFO"
 
-    # Live progress (WebSocket / SSE). The seed's values: a heartbeat every 15 s, close after 60 s
-    # without an event. Tests set them to fractions of a second.
+    # Live progress (WebSocket / SSE). What the first mobile and web clients expect: a heartbeat
+    # every 15 s, close after 60 s without an event. Tests set them to fractions of a second.
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
     ws_idle_timeout_s: float = Field(default=60.0, gt=0)
     # Messages a socket may have waiting before it is switched to reading PostgreSQL instead:
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # most once per `metrics_refresh_s`, however often it is scraped.
     metrics_token: SecretStr | None = None
     metrics_refresh_s: float = Field(default=5.0, ge=0, le=300)
-    # Submissions: content above this is refused with 413 (the seed had no bound at all).
+    # Submissions: content above this is refused with 413.
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=10 * 1024 * 1024)
     # A submission's client metadata, serialised as JSON: above this, 413.
     max_metadata_bytes: int = Field(default=8 * 1024, ge=2, le=1024 * 1024)
@@ -98,8 +98,8 @@ class Settings(BaseSettings):
     analysis_max_tries: int = Field(default=5, ge=1, le=50)
     # Analyses one worker process runs at once (they mostly wait on tools and the database).
     worker_concurrency: int = Field(default=10, ge=1, le=200)
-    # How often an idle worker looks at the queue. arq's default (0.5 s) was most of the time
-    # from submit to verdict (benchmarks/pipeline.py: p50 498 ms); a poll is one cheap ZRANGE.
+    # How often an idle worker looks at the queue. arq's default (0.5 s) would be most of the time
+    # from submit to verdict (benchmarks/pipeline.py measures it); a poll is one cheap ZRANGE.
     worker_poll_s: float = Field(default=0.02, gt=0, le=5)
     # The sweep re-enqueues unfinished tasks that have been quiet this long (a lost job).
     sweep_interval_s: int = Field(default=15, ge=1, le=3600)
@@ -110,10 +110,9 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout_s: float = Field(default=20.0, gt=0, le=300)
-    # Debug aids for fault tests: artificial latency added to every tool call, and a Redis hash
-    # counting every real tool invocation by call id (counts survive a killed worker).
-    tool_latency_s: float = Field(default=0.0, ge=0, le=60)
-    tool_call_ledger: str | None = None
+    # The function that builds a worker's tools, as `package.module:function` with the
+    # signature of workers.toolbox.build_toolbox; unset, the built-in tools (workers/toolbox.py).
+    toolbox: str | None = None
     # Web search: Exa when a key is set, else full-text search over the local scam reports.
     exa_api_key: str | None = None
     exa_base_url: str = "https://api.exa.ai"

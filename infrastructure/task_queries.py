@@ -1,4 +1,5 @@
-"""Reads of the task projection: one tenant's tasks, filtered, newest first, keyset-paginated.
+"""Reads of tasks for the use cases: one tenant's tasks, filtered, newest first,
+keyset-paginated; one task; which streams a caller may follow; how many reviews a task holds.
 
 Every query names the tenant in its WHERE clause, and the submitter when the caller may only see
 its own tasks: scoping happens in the database, not after."""
@@ -151,3 +152,46 @@ async def visible_streams(
     params = {"ids": task_ids, "tenant": tenant, "submitted_by": submitted_by}
     async with engine.connect() as conn:
         return set((await conn.scalars(_VISIBLE_STREAMS, params)).all())
+
+
+_COUNT_REVIEWS = sa.text(
+    "SELECT count(*) FROM events WHERE stream_id = :task_id AND type = 'VerdictReviewed'"
+)
+
+
+class TaskQueries:
+    """The task reads above over one engine, for the use cases (api/application)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def page(
+        self,
+        tenant: str,
+        where: TaskFilter,
+        *,
+        cursor: str | None,
+        limit: int,
+        submitted_by: str | None = None,
+    ) -> tuple[list[TaskState], str | None]:
+        """`list_tasks`: one page and the next page's cursor. `BadCursor` for a foreign one."""
+        return await list_tasks(
+            self._engine, tenant, where, cursor=cursor, limit=limit, submitted_by=submitted_by
+        )
+
+    async def task(
+        self, tenant: str, task_id: str, *, submitted_by: str | None = None
+    ) -> TaskState | None:
+        """`tenant_task`: the task if the tenant (and the submitter, when given) may see it."""
+        return await tenant_task(self._engine, tenant, task_id, submitted_by=submitted_by)
+
+    async def followable(
+        self, tenant: str, task_ids: list[str], *, submitted_by: str | None = None
+    ) -> set[str]:
+        """`visible_streams`: which of `task_ids` the caller may follow."""
+        return await visible_streams(self._engine, tenant, task_ids, submitted_by=submitted_by)
+
+    async def review_count(self, task_id: str) -> int:
+        """How many VerdictReviewed events the task's stream holds."""
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(_COUNT_REVIEWS, {"task_id": task_id})).scalar_one())

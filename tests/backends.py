@@ -4,7 +4,8 @@ Every fixture that starts a relay, hub, worker or api must stop it and close its
 left running holds locks (the relay's advisory lock, AccessShareLock on `events` while it probes)
 and the next test's TRUNCATE waits behind it until it times out, in some other test, far from the
 cause. `clean_database` calls `assert_no_stray_backends` first, so the test after the leaky one
-fails and names what was left behind.
+fails and names what was left behind; `migrated_database` calls it again at the end of the
+session, for what the last tests left.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ HARNESS = "scamtrail-test-harness"  # application_name of the harness's own pool
 # server (the backend exits after the client closed), hence the short grace period.
 _STRAYS = sa.text(
     "SELECT pid, application_name, state, left(query, 120) AS query,"
-    "       now() - backend_start AS age"
+    "       clock_timestamp() - backend_start AS age"
     " FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
     "   AND backend_type = 'client backend'"

@@ -1,4 +1,9 @@
-"""Shared fixtures. Services are started lazily: unit tests never touch them."""
+"""Shared fixtures. Services are started lazily: unit tests never touch them.
+
+A run leaves nothing behind, and fails if it did: `clean_database` checks for backends an
+earlier test left connected, `migrated_database` checks again when the session ends, and
+`nothing_left_running` checks for child processes still alive after every fixture is torn down.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,34 @@ from api.app import create_app
 from infrastructure.database import create_engine, ensure_database, migrate_sync
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings, async_database_url, load_settings
-from tests import services
+from tests import children, services
 from tests.auth import TEST_SECRET, bearer
 from tests.backends import HARNESS, assert_no_stray_backends
+from tests.waiting import NotInTime, eventually_sync
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running() -> Iterator[None]:
+    """Fail the run if a process a test started is still alive once every fixture is torn down
+    (session fixtures that depend on nothing are torn down last, and this one is set up first).
+    A process being stopped gets 5 s to exit; what is left is named, then killed."""
+    mark = children.mark_children()
+    yield
+    try:
+        eventually_sync(
+            lambda: not children.stray_children(mark), within=5, what="child processes exit"
+        )
+        return
+    except NotInTime:
+        left = children.stray_children(mark)
+    if left:
+        found = children.describe(left)
+        children.kill(left)
+        pytest.fail(
+            "processes started by the tests are still running at the end of the session (a"
+            f" fixture or test that did not stop what it started); killed now:\n  {found}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +78,20 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-async def migrated_database(database_url: str) -> str:
+async def migrated_database(database_url: str) -> AsyncIterator[str]:
+    """The test database, migrated. At the end of the session, after every fixture that used
+    it is torn down, no backend but the harness's idle ones may remain connected to it."""
     await ensure_database(database_url)
     # alembic's env runs its own event loop, so it cannot run on this one.
     await asyncio.to_thread(migrate_sync, database_url)
-    return database_url
+    yield database_url
+    config = load_settings(database_url=database_url, jwt_secret=TEST_SECRET)
+    checking = create_engine(config, pool_size=1, application_name=HARNESS)
+    try:
+        async with checking.connect() as conn:
+            await assert_no_stray_backends(conn)
+    finally:
+        await checking.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from domain import events as ev
+from domain.decider import runs_exhausted
 from domain.task import fold
 from infrastructure.analysis_queue import ANALYZE, enqueue_analysis
 from infrastructure.database import create_engine
@@ -23,9 +24,9 @@ from infrastructure.event_store import EventStore
 from infrastructure.outage import Backoff
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
-from workers.analysis import Agent, recorded_runs, run_analysis, runs_exhausted
-from workers.task_writer import TaskWasCancelled, TaskWriter
-from workers.toolbox import build_toolbox
+from workers.analysis import Agent, run_analysis
+from workers.task_writer import TaskGone, TaskWasCancelled, TaskWriter
+from workers.toolbox import ToolboxFactory, toolbox_factory
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ async def _retry_or_fail(agent: Agent, task_id: str, how: str) -> str:
     state = fold(stream)
     if state is None or state.finished:  # e.g. TaskCompleted committed, its acknowledgement lost
         return "unknown" if state is None else state.status
-    runs, most = recorded_runs(stream), agent.settings.analysis_max_tries
+    runs, most = state.analysis.runs, agent.settings.analysis_max_tries
     if runs < most:
         raise Retry(defer=min(2**runs, 30))
     # If it ends some other way meanwhile (cancelled, pruned), there is nothing to add.
-    with contextlib.suppress(TaskWasCancelled):
-        await TaskWriter(agent.log, stream).append(
-            ev.TaskFailed(error=runs_exhausted(runs, most, how))
+    with contextlib.suppress(TaskWasCancelled, TaskGone):
+        await TaskWriter(agent.log, stream, state=state).append(
+            ev.TaskFailed(error=runs_exhausted(runs, most, how), percent=state.percent)
         )
     return "failed"
 
@@ -82,7 +83,10 @@ _STALE = sa.text(
 
 async def sweep_lost_tasks(ctx: dict[str, Any]) -> int:
     agent: Agent = ctx["agent"]
-    async with agent.log.store.transaction() as conn:
+    store = agent.log.store
+    if not isinstance(store, EventStore):  # the quiet tasks are found in PostgreSQL's projection
+        return 0
+    async with store.transaction() as conn:
         task_ids = (await conn.execute(_STALE, {"stale": agent.settings.stale_task_s})).scalars()
         stale = list(task_ids)
     requeued = 0
@@ -93,17 +97,22 @@ async def sweep_lost_tasks(ctx: dict[str, Any]) -> int:
     return requeued
 
 
-def build_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> Worker:
+def build_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    handle_signals: bool = True,
+    toolbox: ToolboxFactory | None = None,
+) -> Worker:
+    """An arq worker for the analyses. Its tools come from `toolbox`, else from the factory
+    `settings.toolbox` names, else the built-in ones (workers.toolbox)."""
+    build_toolbox = toolbox or toolbox_factory(settings)
+
     async def startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings, application_name="scamtrail-worker")
-        toolbox = build_toolbox(settings, engine)
-        ctx["engine"], ctx["toolbox"] = engine, toolbox
-        agent = Agent(TaskLog(EventStore(engine)), toolbox.tools, settings)
-        agent.reasoner = toolbox.reasoner
-        if settings.tool_call_ledger:
-            ledger, redis = settings.tool_call_ledger, ctx["redis"]
-            agent.ledger = lambda call_id: redis.hincrby(ledger, call_id, 1)
-        ctx["agent"] = agent
+        box = build_toolbox(settings, engine)
+        ctx["engine"], ctx["toolbox"] = engine, box
+        ctx["agent"] = Agent(TaskLog(EventStore(engine)), box.tools, settings, box.reasoner)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await release(ctx)

@@ -1,5 +1,6 @@
-"""The worker's writer for one task: appends in version order, keeps the stream it has seen, and
-notices events appended by others (a cancellation from the api) when its append conflicts."""
+"""The worker's writer for one task: appends in version order, keeps the stream it has seen and
+its fold, and notices events appended by others (a cancellation from the api) when its append
+conflicts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from domain import events as ev
 from domain.errors import ConcurrencyConflict, TaskNotFound
 from domain.log import EventMetadata, NewEvent, RecordedEvent
-from infrastructure.task_log import TaskLog
+from domain.task import TERMINAL_EVENTS, TaskState, evolve, fold
+from infrastructure.event_log import TaskStreams
 
 # A conflict that reading the stream does not explain (nothing new, and the stream still there)
 # should not happen; if it does, retry a few times with backoff, then raise the conflict (the
@@ -20,21 +22,31 @@ _CONFLICT_BACKOFF_S = 0.05
 
 
 class TaskWasCancelled(Exception):
-    """Someone appended TaskCancelled: stop before the next step."""
+    """Someone else ended the task (TaskCancelled, or a completion or failure recorded by
+    another worker): stop before the next step."""
 
 
-class TaskGone(TaskWasCancelled):
+class TaskGone(Exception):
     """The task's stream is gone or shorter than this writer saw it (pruned after it was
     cancelled or finished): stop, there is nothing left to append to."""
 
 
 class TaskWriter:
     def __init__(
-        self, log: TaskLog, stream: Sequence[RecordedEvent], *, actor: str = "worker"
+        self,
+        log: TaskStreams,
+        stream: Sequence[RecordedEvent],
+        *,
+        actor: str = "worker",
+        state: TaskState | None = None,
     ) -> None:
         first = stream[0]
         self.task_id = first.stream_id
         self.stream = list(stream)
+        # The fold of `stream` (the caller's, when it has one), kept current with every event.
+        folded = state or fold(stream)
+        assert folded is not None
+        self.state = folded
         self._log = log
         self._lock = asyncio.Lock()  # tool calls run concurrently; appends go one at a time
         correlation = first.metadata.correlation_id or first.event_id
@@ -67,22 +79,28 @@ class TaskWriter:
                     await self._check_still_there(conflict, unexplained)
                     await asyncio.sleep(_CONFLICT_BACKOFF_S * 2 ** (unexplained - 1))
                     continue
-                self.stream.extend(result.recorded)
+                self._seen(result.recorded)
                 return list(result.recorded)
 
-    async def check_cancelled(self) -> None:
-        """Read events appended by others; raise `TaskWasCancelled` if the task was cancelled."""
+    async def check_cancelled(self) -> bool:
+        """Read events appended by others; raise `TaskWasCancelled` if one of them ended the
+        task. Whether there was anything new."""
         async with self._lock:
-            await self._catch_up()
+            return await self._catch_up()
 
     async def _catch_up(self) -> bool:
         """Read what others appended; False when there was nothing."""
         newer = await self._log.store.read_stream(self.task_id, after_version=self.version)
-        self.stream.extend(newer)
+        self._seen(newer)
         for recorded in newer:
-            if isinstance(recorded.event, ev.TaskCancelled | ev.TaskCompleted | ev.TaskFailed):
+            if isinstance(recorded.event, TERMINAL_EVENTS):
                 raise TaskWasCancelled(f"task {self.task_id} ended elsewhere: {recorded.type}")
         return bool(newer)
+
+    def _seen(self, recorded: Sequence[RecordedEvent]) -> None:
+        self.stream.extend(recorded)
+        for event in recorded:
+            self.state = evolve(self.state, event)
 
     async def _check_still_there(self, conflict: ConcurrencyConflict, unexplained: int) -> None:
         """After a conflict that catching up did not explain: `TaskGone` if the stream is gone or
@@ -91,18 +109,3 @@ class TaskWriter:
             raise TaskGone(f"task {self.task_id} is gone (pruned, or its stream was cut short)")
         if unexplained >= _UNEXPLAINED_CONFLICTS:
             raise conflict
-
-
-class ProgressPublisher:
-    """The seed's `ProgressPublisher.publish(message, percent, step, tool)`, recorded as a
-    `ProgressReported` event instead of a fire-and-forget Redis PUBLISH."""
-
-    def __init__(self, writer: TaskWriter) -> None:
-        self._writer = writer
-
-    async def publish(
-        self, message: str, percent: int, step: str | None = None, tool: str | None = None
-    ) -> None:
-        await self._writer.append(
-            ev.ProgressReported(message=message, percent=percent, step=step, tool=tool)
-        )

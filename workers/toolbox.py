@@ -1,8 +1,17 @@
-"""The tools a worker runs, by name, built once at worker startup and closed at shutdown."""
+"""The tools a worker runs, by name, built once at worker startup and closed at shutdown.
+
+A worker builds its toolbox with a factory: `build_toolbox` (the built-in tools), or the
+function that `SCAMTRAIL_TOOLBOX` names as `package.module:function`, with the same signature.
+That is the place to put tools of one's own in front of the analysis: other providers, a proxy
+that records calls, the slowed-down and counted tools of the fault tests (tests/fault_toolbox.py).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,19 +22,22 @@ from infrastructure.settings import Settings
 from infrastructure.tools.domain_reputation import DomainReputation
 from infrastructure.tools.phone_validator import PhoneValidator
 from infrastructure.tools.scam_database import ScamDatabase
-from infrastructure.tools.web_search import WebSearch, web_search_tool
+from infrastructure.tools.web_search import web_search_tool
 
 
 @dataclass
 class Toolbox:
     tools: dict[str, Tool]
-    web_search: WebSearch
-    reasoner: LlmReasoner | None
+    reasoner: LlmReasoner | None = None
+    # Called at shutdown, last first: what the tools opened (HTTP clients, connections).
+    closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
-        await self.web_search.provider.aclose()  # an HTTP client when Exa is configured
-        if self.reasoner:
-            await self.reasoner.aclose()
+        while self.closers:
+            await self.closers.pop()()
+
+
+ToolboxFactory = Callable[[Settings, AsyncEngine], Toolbox]
 
 
 def build_toolbox(settings: Settings, engine: AsyncEngine) -> Toolbox:
@@ -36,12 +48,30 @@ def build_toolbox(settings: Settings, engine: AsyncEngine) -> Toolbox:
         DomainReputation(),
         PhoneValidator(),
     ]
-    reasoner = None
+    box = Toolbox({tool.name: tool for tool in tools})
+    box.closers.append(web.provider.aclose)  # an HTTP client when Exa is configured
     if settings.llm_base_url:
-        reasoner = LlmReasoner(
+        box.reasoner = LlmReasoner(
             settings.llm_base_url,
             settings.llm_model,
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
         )
-    return Toolbox({tool.name: tool for tool in tools}, web, reasoner)
+        box.closers.append(box.reasoner.aclose)
+    return box
+
+
+def toolbox_factory(settings: Settings) -> ToolboxFactory:
+    """The factory `settings.toolbox` names (`package.module:function`), else `build_toolbox`.
+    A name that does not resolve is refused here, at worker start."""
+    if not settings.toolbox:
+        return build_toolbox
+    module_name, _, function = settings.toolbox.partition(":")
+    if not module_name or not function:
+        raise ValueError(
+            f"SCAMTRAIL_TOOLBOX must be package.module:function, not {settings.toolbox!r}"
+        )
+    factory = getattr(importlib.import_module(module_name), function, None)
+    if not callable(factory):
+        raise ValueError(f"SCAMTRAIL_TOOLBOX: {settings.toolbox!r} is not a function")
+    return cast(ToolboxFactory, factory)

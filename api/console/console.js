@@ -1,11 +1,16 @@
 // The analyst console: sign in with a token, then route by the address's hash:
 //   #/                         submit a message
+//   #/queue                    the triage queue: unreviewed suspicious, then scam, then the rest
 //   #/tasks?verdict=scam&...   the task list, filtered, a page at a time
-//   #/tasks/{id}               a task: live progress, verdict, reasons, timeline, reviews
+//   #/tasks/{id}               a task: verdict and reasons, progress, evidence, reviews, timeline
 //   #/tasks/{id}/events/{seq}  the same, with the cited event highlighted
+//   #/dashboard?days=7         charts of the tenant's last days
 
+import { renderDashboard } from './dashboard.js';
 import { clearNotice, notice } from './dom.js';
-import { api, claims, describe, token } from './http.js';
+import { TOKEN_REFUSED, api, claims, describe, token } from './http.js';
+import { installKeys, setPageKeys } from './keys.js';
+import { renderQueue } from './queue.js';
 import { renderTask } from './task.js';
 import { renderList, renderSubmit } from './tasks.js';
 
@@ -15,23 +20,33 @@ let cleanup = () => {};
 function route() {
   cleanup();
   cleanup = () => {};
+  setPageKeys({});
   clearNotice();
   generation += 1;
   const mine = generation;
   const alive = () => mine === generation; // a slow answer must not draw over a newer page
+  const keys = (map) => alive() && setPageKeys(map);
   const view = document.getElementById('view');
   const [path, query = ''] = window.location.hash.replace(/^#/, '').split('?');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const params = new URLSearchParams(query);
   for (const link of document.querySelectorAll('nav a')) link.classList.remove('current');
+  const current = (id) => document.getElementById(id).classList.add('current');
 
   if (parts[0] === 'tasks' && parts.length >= 2) {
     const seq = parts[2] === 'events' ? Number(parts[3]) : undefined;
-    cleanup = renderTask(view, parts[1], Number.isInteger(seq) ? seq : undefined, alive);
+    cleanup = renderTask(view, parts[1], Number.isInteger(seq) ? seq : undefined, alive, keys);
   } else if (parts[0] === 'tasks') {
-    document.getElementById('nav-tasks').classList.add('current');
-    renderList(view, new URLSearchParams(query), alive);
+    current('nav-tasks');
+    renderList(view, params, alive);
+  } else if (parts[0] === 'queue') {
+    current('nav-queue');
+    renderQueue(view, alive, keys);
+  } else if (parts[0] === 'dashboard') {
+    current('nav-dashboard');
+    cleanup = renderDashboard(view, params, alive);
   } else {
-    document.getElementById('nav-submit').classList.add('current');
+    current('nav-submit');
     renderSubmit(view);
   }
 }
@@ -39,13 +54,14 @@ function route() {
 function showWho() {
   const who = document.getElementById('who');
   const current = token.get();
+  document.getElementById('login').dataset.signedIn = current ? 'yes' : 'no';
   if (!current) {
-    who.textContent = 'no token';
+    who.textContent = 'not signed in';
     return;
   }
   const c = claims(current);
   const parts = c ? [c.sub, c.tenant, c.role || c.roles].filter(Boolean).flat() : [];
-  who.textContent = parts.length ? `token: ${parts.join(' · ')}` : 'token set';
+  who.textContent = parts.length ? parts.join(' · ') : 'token set';
 }
 
 async function useToken(event) {
@@ -58,6 +74,8 @@ async function useToken(event) {
   showWho();
   try {
     await api('/tasks?limit=1'); // check it now rather than on the next click
+    // The sign-in form hides now: its focused button must not keep the keyboard's keys.
+    if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
     route();
     notice('Token accepted.', 'ok');
   } catch (error) {
@@ -74,5 +92,7 @@ function forgetToken() {
 document.getElementById('login').addEventListener('submit', useToken);
 document.getElementById('logout').addEventListener('click', forgetToken);
 window.addEventListener('hashchange', route);
+window.addEventListener(TOKEN_REFUSED, showWho);
+installKeys();
 showWho();
 route();

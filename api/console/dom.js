@@ -37,8 +37,17 @@ export function notice(text, kind = 'error') {
   box.hidden = false;
 }
 
+let flashed = null;
+
+/** A notice for the next page: shown once that page is drawn (routing clears notices). */
+export function flash(text, kind = 'ok') {
+  flashed = { text, kind };
+}
+
 export function clearNotice() {
   document.getElementById('notice').hidden = true;
+  if (flashed) notice(flashed.text, flashed.kind);
+  flashed = null;
 }
 
 export function when(iso) {
@@ -67,4 +76,30 @@ export function fixed(value, digits = 2) {
 export function taskHref(taskId, seq) {
   const base = `#/tasks/${encodeURIComponent(taskId)}`;
   return seq === undefined ? base : `${base}/events/${seq}`;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element; attributes as given (presentation attributes, never `style`: the CSP). */
+export function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== undefined && value !== null) node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** How long ago, in the largest unit that fits: "40 s", "12 min", "3 h", "5 d". */
+export function age(iso, now = Date.now()) {
+  const then = new Date(iso).getTime();
+  if (Number.isNaN(then)) return '—';
+  const seconds = Math.max(0, Math.round((now - then) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
 }

@@ -8,6 +8,15 @@ export const token = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
+// Sent on `window` when the api refused the stored token: it is forgotten, not kept for the
+// next request to fail again.
+export const TOKEN_REFUSED = 'scamtrail:token-refused';
+
+export function refuseToken() {
+  token.clear();
+  window.dispatchEvent(new Event(TOKEN_REFUSED));
+}
+
 export class ApiError extends Error {
   constructor(status, detail) {
     super(detail);
@@ -31,6 +40,7 @@ export async function api(path, { method = 'GET', body } = {}) {
     throw new ApiError(0, 'the server did not answer');
   }
   const data = await response.json().catch(() => null);
+  if (response.status === 401 && bearer) refuseToken();
   if (!response.ok) throw new ApiError(response.status, detailOf(data) || response.statusText);
   return data;
 }

@@ -1,44 +1,61 @@
-// Live progress of one task over the seed's WebSocket: a progress bar and the list of steps.
+// Live progress of one task over the seed's WebSocket: the stepper, a progress bar and every
+// message in order (folded away under the stepper).
 
 import { h } from './dom.js';
-import { progressUrl } from './http.js';
+import { progressUrl, refuseToken } from './http.js';
+import { createStepper } from './stepper.js';
+import { stepName, toolName } from './words.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const REFUSED = { 4401: 'your token was not accepted', 4403: 'your token does not allow this' };
 const MAX_RETRIES = 5;
 
-/**
- * Follow `taskId`, drawing into `panel` (the #live section). `onEnd(message)` runs once, on the
- * task's completed / failed / cancelled message. Returns a function that stops following.
- */
-export function followProgress(taskId, panel, onEnd) {
+/** The progress panel's drawing: the stepper, the bar and the message list. */
+export function progressView(panel) {
   const bar = panel.querySelector('#progress');
   const label = panel.querySelector('#progress-label');
   const steps = panel.querySelector('#steps');
+  const stepper = createStepper(panel.querySelector('#stepper'), panel.querySelector('#current-tool'));
+  let percent = 0;
+  return {
+    setPercent(value) {
+      percent = Math.max(percent, Number(value) || 0);
+      bar.value = percent;
+      label.textContent = `${percent} %`;
+    },
+    add(message) {
+      if (message.percent !== undefined) this.setPercent(message.percent);
+      stepper.update(message);
+      steps.append(
+        h(
+          'li',
+          { class: message.error ? 'step error' : 'step', dataset: { step: message.step } },
+          h('span', { class: 'step-name' }, stepName(message.step)),
+          message.tool ? h('span', { class: 'tool' }, toolName(message.tool)) : null,
+          h('span', { class: 'msg' }, message.message),
+          message.error ? h('span', { class: 'flag' }, 'error') : null,
+        ),
+      );
+      panel.querySelector('#steps-count').textContent = String(steps.children.length);
+    },
+  };
+}
+
+/**
+ * Follow `taskId`, drawing into `panel` (the #live section). `onMessage(message)` runs for each
+ * event drawn; `onEnd(message)` once, on the task's completed / failed / cancelled message.
+ * Returns a function that stops following.
+ */
+export function followProgress(taskId, panel, onEnd, onMessage = () => {}) {
+  const view = progressView(panel);
   const state = panel.querySelector('#live-state');
   let lastSeq = 0;
-  let percent = 0;
   let stopped = false;
   let retries = 0;
   let socket = null;
 
   const show = (text) => {
     state.textContent = text;
-  };
-
-  const add = (message) => {
-    percent = Math.max(percent, Number(message.percent) || 0);
-    bar.value = percent;
-    label.textContent = `${percent} %`;
-    const item = h(
-      'li',
-      { class: message.error ? 'step error' : 'step', dataset: { step: message.step } },
-      h('span', { class: 'step-name' }, message.step),
-      message.tool ? h('span', { class: 'tool' }, message.tool) : null,
-      h('span', { class: 'msg' }, message.message),
-      message.error ? h('span', { class: 'flag' }, 'error') : null,
-    );
-    steps.append(item);
   };
 
   const open = () => {
@@ -62,16 +79,18 @@ export function followProgress(taskId, panel, onEnd) {
       }
       if (message.seq <= lastSeq) return; // a duplicate after a reconnect
       lastSeq = message.seq;
-      add(message);
+      view.add(message);
+      onMessage(message);
       if (TERMINAL.has(message.step)) {
         stopped = true;
-        show(message.step);
+        show(stepName(message.step).toLowerCase());
         onEnd(message);
       }
     };
     socket.onclose = (event) => {
       if (stopped) return;
       if (REFUSED[event.code]) {
+        if (event.code === 4401) refuseToken();
         show(`closed: ${REFUSED[event.code]} (${event.code})`);
         return;
       }

@@ -1,15 +1,35 @@
 // Submitting a message, and the task list with its filters and pages.
 
-import { clone, h, notice, taskHref, when } from './dom.js';
+import { clone, notice, taskHref } from './dom.js';
 import { api, describe } from './http.js';
+import { emptyRow, taskRow } from './rows.js';
 
 const FILTERS = ['status', 'verdict', 'reviewed', 'q'];
 const PAGE_SIZE = '25';
+// What the analyst typed, kept until it is submitted: signing in (or a refused token) redraws
+// the page, and the text must survive that.
+const DRAFT_KEY = 'scamtrail.draft';
+
+function readDraft() {
+  try {
+    return JSON.parse(sessionStorage.getItem(DRAFT_KEY) || '{}') || {};
+  } catch {
+    return {};
+  }
+}
 
 export function renderSubmit(view) {
   const page = clone('submit-view');
   view.replaceChildren(page);
   const form = page.querySelector('#submit-form');
+  const draft = readDraft();
+  if (typeof draft.content === 'string') form.querySelector('#content').value = draft.content;
+  if (draft.kind) form.querySelector('#kind').value = draft.kind;
+  form.addEventListener('input', () => {
+    const content = form.querySelector('#content').value;
+    const kind = form.querySelector('#kind').value;
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ content, kind }));
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const button = form.querySelector('#submit-button');
@@ -19,6 +39,7 @@ export function renderSubmit(view) {
         method: 'POST',
         body: { content: form.querySelector('#content').value, kind: form.querySelector('#kind').value },
       });
+      sessionStorage.removeItem(DRAFT_KEY);
       window.location.hash = taskHref(accepted.task_id);
     } catch (error) {
       notice(describe(error));
@@ -50,8 +71,7 @@ export function renderList(view, params, alive) {
     .then((result) => {
       if (!alive()) return;
       const rows = result.tasks.map(taskRow);
-      const empty = h('tr', {}, h('td', { colspan: '8', class: 'muted' }, 'No tasks.'));
-      page.querySelector('#task-rows').replaceChildren(...(rows.length ? rows : [empty]));
+      page.querySelector('#task-rows').replaceChildren(...(rows.length ? rows : [emptyRow('No tasks.')]));
       const next = page.querySelector('#next-page');
       if (result.next_cursor) {
         query.set('cursor', result.next_cursor);
@@ -70,20 +90,4 @@ function listHref(values, withCursor = true) {
   }
   const text = params.toString();
   return text ? `#/tasks?${text}` : '#/tasks';
-}
-
-function taskRow(task) {
-  return h(
-    'tr',
-    { class: 'task', dataset: { taskId: task.task_id } },
-    h('td', {}, when(task.submitted_at)),
-    h('td', {}, h('a', { href: taskHref(task.task_id) }, h('code', { title: task.task_id }, task.task_id.slice(0, 8)))),
-    h('td', {}, task.kind),
-    h('td', { class: `status ${task.status}` }, task.status),
-    h('td', { class: 'num' }, `${task.percent} %`),
-    h('td', {}, task.verdict || '—'),
-    h('td', { class: 'final-verdict', dataset: { verdict: task.final_verdict || '' } },
-      task.final_verdict || '—'),
-    h('td', {}, task.reviewed_verdict ? 'yes' : 'no'),
-  );
 }

@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api.caller import Caller, require
-from api.cli_admin import age_from_text
+from api.application import Caller
+from api.application.admin import age_from_text
+from api.caller import require
 from api.services import Services, services
-from domain.errors import InvalidAppend
-from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -34,7 +33,7 @@ class Pruned(BaseModel):
 async def rebuild(svc: Svc, caller: Admin) -> Rebuilt:
     """Recompute the caller's tenant's task rows from the log. (Every tenant at once is an
     operator's job: `scamtrail projections rebuild`.)"""
-    report = await rebuild_projections(svc.engine, tenant=caller.tenant)
+    report = await svc.application.admin.rebuild_tenant(caller)
     return Rebuilt(
         tasks=report.tasks, events=report.events, changed=report.changed, removed=report.removed
     )
@@ -47,8 +46,5 @@ async def prune(
     older_than: Annotated[str, Query(pattern=r"^\d{1,6}[dhm]$", examples=["90d"])],
 ) -> Pruned:
     """Delete the caller's tenant's tasks that finished longer ago than `older_than`."""
-    try:
-        age = age_from_text(older_than)
-    except ValueError as error:  # e.g. longer than a century: 422, not 500 (found by fuzzing)
-        raise InvalidAppend(str(error)) from None
-    return Pruned(pruned=await prune_finished_tasks(svc.engine, age, tenant=caller.tenant))
+    age = age_from_text(older_than)  # e.g. longer than a century: InvalidRequest, a 422
+    return Pruned(pruned=await svc.application.admin.prune(caller, age))

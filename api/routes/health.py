@@ -8,13 +8,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import ProgrammingError
 
 from api.services import Services, services
 from infrastructure.database import alembic_config
@@ -51,19 +49,14 @@ class _Answer:
 
 async def _database(svc: Services) -> _Answer:
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT_S), svc.engine.connect() as conn:
-            current = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-    except ProgrammingError as error:
-        if getattr(error.orig, "pgcode", None) == UNDEFINED_TABLE:  # no alembic_version
-            return _Answer(reason=NOT_MIGRATED)
-        return _Answer(reason=f"PostgreSQL unreachable: {type(error).__name__}")
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            current = await svc.schema.revision()
     except Exception as error:  # any failure is the answer to "can we use PostgreSQL?"
         return _Answer(reason=f"PostgreSQL unreachable: {type(error).__name__}")
     return _schema(current, alembic_config(svc.settings.database_url))
 
 
 NOT_MIGRATED = "database not migrated: run `scamtrail migrate`"
-UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE
 
 
 def _schema(current: str | None, config: Config) -> _Answer:

@@ -8,22 +8,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from api.caller import ROLES, Caller, Forbidden, require
-from api.limits import check_indicator_write_rate
+from api.application import Caller
+from api.application.caller import ROLES
+from api.application.indicators import Assertion
+from api.caller import require
 from api.schemas import storable
 from api.services import Services, services
 from domain.events import IndicatorRetracted
-from domain.indicators import Scope, stream_of
-from domain.log import EventMetadata
-from infrastructure.event_store import EventStore
-from infrastructure.indicator_log import IndicatorLog, IndicatorNotAsserted
+from domain.indicators import Scope
 from infrastructure.indicators import (
     Indicator,
     IndicatorKind,
-    IndicatorRepository,
     normalise_indicator,
 )
 
@@ -128,36 +126,14 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _stream(caller: Caller, scope: Scope) -> str:
-    """The stream the caller writes in `scope`: Forbidden unless its roles allow it."""
-    needed = "admin" if scope == "global" else "analyst"
-    if needed not in caller.roles:
-        raise Forbidden(f"{scope} indicators are written by the {needed} role only")
-    return stream_of(scope, caller.tenant)
-
-
-def _metadata(caller: Caller) -> EventMetadata:
-    return EventMetadata(tenant=caller.tenant, actor=caller.actor)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, responses=WRITE_ERRORS)
 async def add_indicator(body: NewIndicator, svc: Svc, caller: Writer) -> IndicatorView:
     """Record reports of an indicator in your tenant's set (or, for an admin, the global one);
     adding a known one adds to its count there. Another scope's row is never changed."""
-    stream_id = _stream(caller, body.scope)
-    await check_indicator_write_rate(
-        svc.redis, caller.tenant, svc.settings.indicator_writes_per_minute
+    assertion = Assertion(
+        body.kind, body.value, body.category, body.report_count, body.source, body.scope
     )
-    stored = await IndicatorLog(EventStore(svc.engine)).assert_indicator(
-        stream_id,
-        body.kind,
-        body.value,
-        body.category,
-        metadata=_metadata(caller),
-        report_count=body.report_count,
-        source=body.source,
-    )
-    return IndicatorView.of(stored)
+    return IndicatorView.of(await svc.application.indicators.assert_indicator(caller, assertion))
 
 
 @router.delete(
@@ -174,20 +150,7 @@ async def retract_indicator(
 ) -> Retraction:
     """Withdraw an assertion: your tenant's (analysts) or a global one (admins). The value may
     be written in any form a lookup takes; a URL goes percent-encoded."""
-    stream_id = _stream(caller, scope)
-    await check_indicator_write_rate(
-        svc.redis, caller.tenant, svc.settings.indicator_writes_per_minute
-    )
-    try:
-        recorded = await IndicatorLog(EventStore(svc.engine)).retract(
-            stream_id, kind, storable(value), metadata=_metadata(caller), reason=storable(reason)
-        )
-    except ValueError as error:  # not a `kind`, or text the log cannot hold
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    except IndicatorNotAsserted as missing:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no {kind} indicator {missing.value!r} in the {scope} set"
-        ) from None
+    recorded = await svc.application.indicators.retract(caller, scope, kind, value, reason)
     assert isinstance(recorded.event, IndicatorRetracted)
     return Retraction(
         kind=kind,
@@ -209,8 +172,4 @@ async def lookup_indicator(
 ) -> Matches:
     """Known indicators matching a value among the global ones and your tenant's own; a domain
     also matches its parent domains, never a public suffix or a shared hosting platform."""
-    try:
-        matches = await IndicatorRepository(svc.engine).lookup(kind, value, tenant=caller.tenant)
-    except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    return Matches(matches=matches)
+    return Matches(matches=await svc.application.indicators.lookup(caller, kind, value))

@@ -25,21 +25,14 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Send
 from starlette.websockets import WebSocketDisconnect
 
-from api.caller import (
-    Caller,
-    Forbidden,
-    NotAuthenticated,
-    caller_for,
-    check_roles,
-    require,
-    socket_token,
-)
-from api.errors import Refusal, close_code_for
+from api.application.caller import Caller, Forbidden, NotAuthenticated, check_roles
+from api.application.refusals import InvalidRequest
+from api.caller import caller_for, require, socket_token
+from api.errors import REFUSED, close_code_for
 from api.limits import SocketCounter, TooManySockets
 from api.metrics import StreamMetrics
 from api.services import Services
-from api.streaming import Close, Follow, Outgoing, check_tasks, progress_stream
-from domain.errors import DomainError, InvalidAppend
+from api.streaming import Close, Follow, Outgoing, progress_stream
 from domain.progress import error_message
 from infrastructure.event_store import MAX_VERSION
 from infrastructure.outage import POSTGRES_ERRORS
@@ -63,7 +56,7 @@ async def agent_progress(websocket: WebSocket, task_id: str) -> None:
         return
     after = _seq(websocket.query_params.get("after"))
     if after is None:
-        await _reject(websocket, InvalidAppend("after must be a non-negative integer"))
+        await _reject(websocket, InvalidRequest("after must be a non-negative integer"))
         return
     await _serve(websocket, caller, Follow([task_id], {task_id: after}))
 
@@ -80,7 +73,7 @@ async def tasks_progress(websocket: WebSocket) -> None:
     named = websocket.query_params.get("tenant")
     if (not ids and named is None) or len(ids) > services.settings.ws_max_tasks:
         limit = services.settings.ws_max_tasks
-        await _reject(websocket, InvalidAppend(f"give ?ids=a,b,c (at most {limit}) or ?tenant="))
+        await _reject(websocket, InvalidRequest(f"give ?ids=a,b,c (at most {limit}) or ?tenant="))
         return
     if named is not None and (named not in ("", caller.tenant) or "analyst" not in caller.roles):
         await _reject(websocket, Forbidden("an analyst follows its own tenant's tasks only"))
@@ -107,9 +100,9 @@ async def task_events(
     if last_event_id is not None:
         resumed = _seq(last_event_id)
         if resumed is None:
-            raise InvalidAppend("Last-Event-ID must be a non-negative integer")
+            raise InvalidRequest("Last-Event-ID must be a non-negative integer")
         after = max(after, resumed)
-    await check_tasks(services.store, caller, [task_id])
+    await services.application.tasks.check_followable(caller, [task_id])
     metrics: StreamMetrics = request.app.state.stream_metrics
     follow = Follow([task_id], {task_id: after})
     sockets: SocketCounter = request.app.state.sockets
@@ -224,10 +217,10 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
     services: Services = websocket.app.state.services
     metrics: StreamMetrics = websocket.app.state.stream_metrics
     try:
-        await check_tasks(services.store, caller, follow.task_ids)
+        await services.application.tasks.check_followable(caller, follow.task_ids)
         held = websocket.app.state.sockets.hold(caller.tenant, caller.actor)
         held.__enter__()
-    except (DomainError, TooManySockets) as error:
+    except REFUSED as error:
         await _reject(websocket, error)
         return
     except POSTGRES_ERRORS as error:
@@ -368,7 +361,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code, reason)
 
 
-async def _reject(websocket: WebSocket, error: DomainError | Refusal) -> None:
+async def _reject(websocket: WebSocket, error: Exception) -> None:
     text = json.dumps(error_message(str(error), datetime.now(UTC)))
     log.info("progress socket rejected (%s): %s", close_code_for(error), error)
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):

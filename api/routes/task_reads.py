@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.exceptions import RequestValidationError
 
-from api import commands
-from api.caller import Caller, require
+from api.application import Caller
+from api.caller import require
 from api.schemas import Audit, TaskPage, TaskView, TimelineEntry, TimelinePage
 from api.services import Services, services
 from domain import events as ev
@@ -18,8 +17,7 @@ from domain.log import RecordedEvent
 from domain.progress import iso_timestamp, progress_message
 from domain.task import Status
 from infrastructure.event_store import MAX_VERSION
-from infrastructure.task_log import TaskLog
-from infrastructure.task_queries import BadCursor, TaskFilter, list_tasks
+from infrastructure.task_queries import TaskFilter
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -47,17 +45,9 @@ async def task_list(
 ) -> TaskPage:
     """The caller's tenant's tasks, newest first, a page at a time."""
     where = TaskFilter(status, verdict, reviewed, submitted_after, submitted_before, q)
-    try:
-        states, next_cursor = await list_tasks(
-            svc.engine,
-            caller.tenant,
-            where,
-            cursor=cursor,
-            limit=limit,
-            submitted_by=caller.submitted_by,
-        )
-    except BadCursor as error:
-        raise _invalid("cursor", str(error)) from None
+    states, next_cursor = await svc.application.tasks.page(
+        caller, where, cursor=cursor, limit=limit
+    )
     return TaskPage(tasks=[TaskView.of(s) for s in states], next_cursor=next_cursor)
 
 
@@ -72,8 +62,7 @@ async def timeline(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Every event of the task in order, a page at a time (by seq)."""
-    await commands.visible_task(TaskLog(svc.store), caller, task_id)
-    stream = await svc.store.read_stream(task_id, after_version=after, limit=limit)
+    _, stream = await svc.application.tasks.events(caller, task_id, after=after, limit=limit)
     next_after = stream[-1].version if len(stream) == limit else None
     page = TimelinePage.model_construct(
         task_id=task_id, events=[_entry(r) for r in stream], next_after=next_after
@@ -87,8 +76,7 @@ async def timeline(
 async def audit(task_id: str, svc: Svc, caller: Who) -> Audit:
     """Why this verdict: each reason with the full events it cites, the entities found, the
     tools that failed, and the analysts' reviews."""
-    state = await commands.visible_task(TaskLog(svc.store), caller, task_id)
-    stream = await svc.store.read_stream(task_id)
+    state, stream = await svc.application.tasks.events(caller, task_id)
     return Audit.model_validate({**build_audit(stream), "status": state.status})
 
 
@@ -110,11 +98,4 @@ def _entry(recorded: RecordedEvent) -> TimelineEntry:
         actor=recorded.metadata.actor,
         duration_ms=duration,
         data=message["data"],
-    )
-
-
-def _invalid(field: str, message: str) -> RequestValidationError:
-    """A 422 shaped like FastAPI's own, naming the offending query parameter."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": None}]
     )

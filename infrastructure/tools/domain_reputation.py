@@ -159,6 +159,17 @@ def assess_domain(domain: str, url: str | None) -> dict[str, Any]:
         *_brand_signals(label, subdomain, registered),
         *_word_signals(subdomain, label),
     ]
+    signals += _placement_signals(host, subdomain, registered, suffix, platform)
+    signals += _path_signals(url)
+    return _result(host, ascii_registered, signals, rank)
+
+
+def _placement_signals(
+    host: str, subdomain: str, registered: str, suffix: str, platform: str | None
+) -> list[Signal]:
+    """What where the name sits says: a user site on a shared host, a top-level domain with a
+    high phishing rate, a link shortener, subdomains nested deep under the registered name."""
+    signals: list[Signal] = []
     if platform is not None:
         signals.append(
             _signal(
@@ -194,8 +205,7 @@ def assess_domain(domain: str, url: str | None) -> dict[str, Any]:
                 0.2,
             )
         )
-    signals += _path_signals(url)
-    return _result(host, ascii_registered, signals, rank)
+    return signals
 
 
 def _signal(code: str, detail: str, weight: float) -> Signal:

@@ -13,8 +13,8 @@ over both (each follows one task, `?token=`). Faults, in turn, while it runs:
   5. disconnect a third of the clients and reconnect them, to either replica, with `after`.
 Then: every task completed; every client saw every event of its task exactly once, in order
 (its seqs are 1..n, n the stream's length in PostgreSQL); no tool call that had completed was
-made again. Repeats are judged from the log: the `tool_call_ledger` hash would live in the
-Redis this suite restarts, so it could not be trusted to hold every count.
+made again. Repeats are judged from the log: the call ledger of tests/fault_toolbox.py would
+live in the Redis this suite restarts, so it could not be trusted to hold every count.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from tests.e2e.progress_stack import (
     start_redis,
     start_relay,
 )
+from tests.fault_toolbox import slow_tools
+from tests.waiting import eventually, wait_for_log
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -174,18 +176,6 @@ async def submit_all(
         await asyncio.gather(*pending)
 
 
-async def wait_for_log(process: Process, text: str, within: float, *, after: int = 0) -> float:
-    """Seconds until `text` appears in the process's log past offset `after`."""
-    began = time.monotonic()
-    while text not in process.output()[after:]:
-        assert process.alive(), process.output()[-2000:]
-        assert time.monotonic() - began < within, (
-            f"{text!r} not logged:\n{process.output()[-2000:]}"
-        )
-        await asyncio.sleep(0.05)
-    return time.monotonic() - began
-
-
 async def terminate_connections(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -279,7 +269,7 @@ async def test_chaos(
         worker_concurrency=25,
         # Tool calls take a while, so that tasks are in flight when a worker dies; a short job
         # timeout, so that arq hands a dead worker's jobs back within seconds (timeout + 10 s).
-        tool_latency_s=0.8,
+        **slow_tools(latency_s=0.8),
         tool_concurrency=2,
         analysis_timeout_s=10,
         sweep_interval_s=3,
@@ -331,6 +321,9 @@ async def test_chaos(
             return [t for t in tasks if t is not None]
 
         try:
+            # The pauses before each fault are pacing, not waits for a condition: each lets the
+            # load build up again (submissions arrive, tool calls go in flight) so that the next
+            # fault strikes a system at work.
             # 1. the active relay dies
             await asyncio.sleep(3)
             mark = len(relay_b.output())
@@ -356,7 +349,7 @@ async def test_chaos(
             await asyncio.sleep(3)
             began = time.monotonic()
             redis.stop()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the outage itself: 1 s without Redis
             started.append(start_redis(redis_port, tmp_path / "redis-2.log"))
             timeline.note("restart Redis", f"down {time.monotonic() - began:.1f} s")
 
@@ -390,9 +383,13 @@ async def test_chaos(
             await asyncio.wait_for(submitting, SUBMIT_OVER_S + 60)
             timeline.note("submitted", f"{TASKS} tasks ({stats['submit retries']} retries)")
             ids = known()
-            while (done := await count_finished(dsn, ids)) < TASKS:
-                assert time.monotonic() < deadline, f"{TASKS - done} tasks unfinished in time"
-                await asyncio.sleep(0.5)
+            await eventually(
+                lambda: count_finished(dsn, ids),
+                until=lambda finished: finished >= TASKS,
+                within=max(0.0, deadline - time.monotonic()),
+                what=f"all {TASKS} tasks finished (last seen: how many)",
+                interval=0.5,
+            )
             timeline.note("all tasks finished", "")
             await asyncio.wait_for(asyncio.gather(*following), 60)
             timeline.note("all clients finished", "")

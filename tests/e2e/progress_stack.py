@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from infrastructure.embedded_redis import free_port as free_port  # for the e2e 
 from infrastructure.event_store import EventStore
 from tests.auth import TEST_SECRET, token
 from tests.factories import new, submitted
+from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,19 +82,31 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+def answered(api: Process, port: int, within: float = 30) -> None:
+    """Return once the api on `port` answers /healthz; else stop it and fail with its log."""
+
+    def healthy() -> bool:
+        assert api.alive(), "the api exited"
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+
+    try:
+        eventually_sync(
+            healthy,
+            within=within,
+            what="the api answers /healthz",
+            interval=0.1,
+            ignoring=(httpx.HTTPError,),
+        )
+    except AssertionError as error:
+        api.stop()
+        raise AssertionError(f"{error}:\n{api.output()[-3000:]}") from None
+
+
 def start_api(env: dict[str, str], port: int, log_path: Path) -> Process:
     args = [sys.executable, "-m", "api.cli", "api", "--port", str(port)]
     api = Process(args, env, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not api.alive():
-            raise RuntimeError(f"the api exited:\n{api.output()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return api
-        time.sleep(0.1)
-    api.stop()
-    raise RuntimeError(f"the api did not answer within 30 s:\n{api.output()[-3000:]}")
+    answered(api, port)
+    return api
 
 
 def start_relay(env: dict[str, str], log_path: Path) -> Process:
@@ -114,13 +126,18 @@ def start_redis(port: int, log_path: Path) -> Process:
         "no",
     ]
     redis = Process(args, dict(os.environ), log_path)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return redis
-        time.sleep(0.05)
-    redis.stop()
-    raise RuntimeError("redis-server did not start")
+
+    def listening() -> bool:
+        assert redis.alive(), "redis-server exited"
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+
+    try:
+        eventually_sync(listening, within=10, what="redis-server listening", ignoring=(OSError,))
+    except AssertionError as error:
+        redis.stop()
+        raise AssertionError(f"{error}:\n{redis.output()[-3000:]}") from None
+    return redis
 
 
 @contextlib.contextmanager
@@ -134,11 +151,12 @@ def processes() -> Iterator[list[Process]]:
             process.stop()
 
 
-# --- the seed's story, as events ------------------------------------------------------------
+# --- a whole analysis, as events ---------------------------------------------------------------
 
 
 def seed_steps() -> list[ev.DomainEvent]:
-    """A whole analysis after TaskSubmitted, visiting every seed step, ending in `completed`."""
+    """A whole analysis after TaskSubmitted, visiting every step of the wire format (the steps
+    the first mobile and web clients know), ending in `completed`."""
     calls = [
         ("scam_db", "scam_database"),
         ("exa_search", "web_search"),
@@ -202,10 +220,12 @@ async def record(
     within: float = 30.0,
     connected: asyncio.Event | None = None,
     bearer: str | None = None,
+    into: Recorded | None = None,
 ) -> Recorded:
     """Connect (with `bearer`, else a token of tenant `acme`), keep every message until the
-    server closes; fail after `within` seconds."""
-    out = Recorded()
+    server closes; fail after `within` seconds. Messages go into `into` as they arrive, when
+    given, so that a test can wait for one while the recording runs."""
+    out = Recorded() if into is None else into
     headers = {"Authorization": f"Bearer {bearer or acme_token()}"}
     async with asyncio.timeout(within):
         async with websockets.connect(

@@ -19,6 +19,7 @@ from domain.log import RecordedEvent
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings
 from tests.e2e.worker_process import WorkerProcess
+from tests.fault_toolbox import slow_tools
 
 pytestmark = pytest.mark.e2e
 
@@ -155,11 +156,10 @@ async def test_a_killed_worker_resumes_and_never_repeats_a_completed_tool_call(
     # One tool call at a time, each slowed down, so the kill lands between calls; a short job
     # timeout so arq hands the job to the next worker soon (after timeout + 10 s).
     slow = {
-        "tool_latency_s": 0.4,
+        **slow_tools(latency_s=0.4, ledger=ledger),
         "tool_concurrency": 1,
         "analysis_timeout_s": 8,
         "tool_timeout_s": 2,  # one tool call must fit in a run of the analysis (settings)
-        "tool_call_ledger": ledger,
     }
     first = workers(**slow)
     content = (
@@ -206,7 +206,7 @@ async def test_a_killed_worker_resumes_and_never_repeats_a_completed_tool_call(
 async def test_cancel_stops_the_worker_before_its_next_step(
     api: httpx.AsyncClient, store: EventStore, workers: Workers, redis: Redis
 ) -> None:
-    workers(tool_latency_s=0.5, tool_concurrency=1)
+    workers(**slow_tools(latency_s=0.5), tool_concurrency=1)
     task_id = await submit(
         api, "Your account is locked, verify at http://secure-login.top/verify +1 900 555 0100"
     )

@@ -4,7 +4,6 @@ uvicorn, `scamtrail relay` (live progress) and a `scamtrail worker` running the 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import uuid
@@ -20,9 +19,11 @@ import pytest
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright, expect
 
+from api.dev_auth import dev_token
 from infrastructure.settings import Settings, load_settings
 from tests.e2e.progress_stack import free_port, processes, start_api, start_relay
 from tests.e2e.worker_process import WorkerProcess, settings_env
+from tests.fault_toolbox import slow_tools
 
 pytestmark = pytest.mark.e2e
 
@@ -35,16 +36,8 @@ TENANT = f"console-{uuid.uuid4().hex[:8]}"
 
 
 def console_token(settings: Settings, roles: tuple[str, ...] = ("submitter", "analyst")) -> str:
-    """A token the api accepts: a signed development token once `api.dev_auth` exists; before
-    auth lands the api ignores tokens, so any string does."""
-    try:
-        dev_auth = importlib.import_module("api.dev_auth")
-    except ModuleNotFoundError:
-        return "no-auth-yet"
-    dev_token = getattr(dev_auth, "dev_token", None)
-    if dev_token is None:
-        return "no-auth-yet"
-    return str(dev_token(settings, roles, TENANT, "console-e2e"))
+    """A token the api started with `settings` accepts: a signed development token."""
+    return dev_token(settings, roles, TENANT, "console-e2e")
 
 
 @dataclass
@@ -64,7 +57,6 @@ def console(
         redis_url=redis_url,
         queue=f"scamtrail:test:{uuid.uuid4().hex[:12]}",
         database_pool_size=5,
-        tool_latency_s=0.2,
         tool_concurrency=1,
         ws_poll_s=0.1,
         relay_lock_retry_s=0.2,
@@ -73,7 +65,7 @@ def console(
     with processes() as started:
         started.append(start_relay(env, logs / "relay.log"))
         started.append(start_api(env, port, logs / "api.log"))
-        worker = WorkerProcess(settings, logs / "worker.log")
+        worker = WorkerProcess(settings, logs / "worker.log", **slow_tools(latency_s=0.2))
         try:
             yield Console(f"http://127.0.0.1:{port}", console_token(settings))
         finally:

@@ -42,6 +42,7 @@ from tests.e2e.progress_stack import (
 from tests.e2e.test_agent_pipeline import finished, wait_for
 from tests.e2e.test_agent_pipeline import submit as submit_over_http
 from tests.e2e.worker_process import WorkerProcess
+from tests.fault_toolbox import slow_tools
 
 pytestmark = pytest.mark.e2e
 
@@ -148,10 +149,9 @@ async def test_sigterm_to_a_worker_hands_its_job_back_without_repeating_a_comple
     # long on purpose: the task must finish well before arq's crash path (timeout + 10 s)
     # could hand the job over, which proves the SIGTERMed worker gave it back itself.
     slow: dict[str, Any] = {
-        "tool_latency_s": 0.4,
+        **slow_tools(latency_s=0.4, ledger=ledger),
         "tool_concurrency": 1,
         "analysis_timeout_s": 120,
-        "tool_call_ledger": ledger,
     }
     first = WorkerProcess(app_settings, tmp_path / "worker-1.log", **slow)
     second: WorkerProcess | None = None

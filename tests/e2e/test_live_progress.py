@@ -1,5 +1,6 @@
-"""The seed's acceptance criteria against real processes: `scamtrail api` under uvicorn and
-`scamtrail relay`, on the test PostgreSQL and Redis, with heartbeat and idle timeout shortened."""
+"""What the first mobile and web clients rely on, against real processes: `scamtrail api` under
+uvicorn and `scamtrail relay`, on the test PostgreSQL and Redis, with heartbeat and idle timeout
+shortened."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from tests.e2e.progress_stack import (
     start_relay,
     submit,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -182,15 +184,6 @@ async def metric(stack: Stack, name: str) -> float:
     return total
 
 
-async def eventually(check: object, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        if await check():  # type: ignore[operator]
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_disconnects_release_sockets_queues_subscriptions_and_tasks(
     stack: Stack, live: EventStore, redis_url: str
 ) -> None:
@@ -219,7 +212,7 @@ async def test_disconnects_release_sockets_queues_subscriptions_and_tasks(
             numsub = (await redis.pubsub_numsub(channel))[0][1]
             return now == before and numsub == 0
 
-        await eventually(released, within=10)
+        await eventually(released, within=10, what="sockets, queues and tasks released")
     finally:
         await redis.aclose()
 
@@ -332,7 +325,7 @@ async def test_metrics_report_sockets_and_the_relay(stack: Stack, live: EventSto
     async def relay_caught_up() -> bool:
         return await metric(stack, "scamtrail_relay_lag_events") == 0
 
-    await eventually(relay_caught_up, within=10)
+    await eventually(relay_caught_up, within=10, what="the relay caught up")
     assert await metric(stack, "scamtrail_relay_published_total") >= 1 + len(seed_steps())
     assert await metric(stack, "scamtrail_progress_messages_sent_total") >= 2 + len(seed_steps())
     assert await metric(stack, "scamtrail_relay_lag_seconds") == 0
@@ -340,7 +333,7 @@ async def test_metrics_report_sockets_and_the_relay(stack: Stack, live: EventSto
     assert await metric(stack, "scamtrail_progress_socket_duration_seconds_count") >= 1
 
 
-# The seed's JavaScript client, unmodified in spirit: native WebSocket, JSON.parse, reads step,
+# The first web client's JavaScript, in substance: native WebSocket, JSON.parse, reads step,
 # percent and message, ignores heartbeats, stops at `completed`.
 SEED_CLIENT = """
 (url) => new Promise((resolve, reject) => {
@@ -387,7 +380,12 @@ async def test_seed_browser_client_in_headless_chromium(stack: Stack, live: Even
                     SEED_CLIENT, f"{stack.ws}/ws/agent-progress/{task}?token={acme_token()}"
                 )
             )
-            await asyncio.sleep(0.3)
+            # The client writes a line into the page for each message: `connected` first.
+            await eventually(
+                lambda: page.evaluate("document.querySelectorAll('p').length"),
+                within=10,
+                what="the browser's socket connected",
+            )
             await append_steps(live, task, seed_steps(), pause=0.02)
             seen = await asyncio.wait_for(seen_future, 20)
             ARTIFACTS.mkdir(exist_ok=True)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.event_store import EventStore
 from tests.e2e.progress_stack import (
+    Recorded,
     append_steps,
     child_env,
     free_port,
@@ -25,6 +26,7 @@ from tests.e2e.progress_stack import (
     start_relay,
     submit,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +41,6 @@ async def metric(http: str, name: str) -> float:
 
 async def degraded_sockets(http: str) -> float:
     return await metric(http, "scamtrail_progress_sockets_degraded")
-
-
-async def wait_until(check: object, within: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_redis_outage_loses_nothing(
@@ -68,9 +63,14 @@ async def test_redis_outage_loses_nothing(
         started.append(start_api(env, api_port, tmp_path / "api.log"))
         task = f"task-{uuid.uuid4()}"
         await submit(store, task)
-        early = asyncio.create_task(record(f"{ws}/ws/agent-progress/{task}", within=40))
+        seen_early = Recorded()
+        early = asyncio.create_task(
+            record(f"{ws}/ws/agent-progress/{task}", within=40, into=seen_early)
+        )
         await append_steps(store, task, steps[:3])  # versions 2-4, live through Redis
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: 4 in seen_early.seqs, within=10, what="versions 2-4 at the early client"
+        )
 
         redis.stop()
         await append_steps(store, task, steps[3:6], after=4)  # versions 5-7, Redis is down
@@ -78,10 +78,13 @@ async def test_redis_outage_loses_nothing(
         async def degraded() -> bool:
             return await degraded_sockets(http) == 1
 
-        await wait_until(degraded, within=10)
+        await eventually(degraded, within=10, what="the socket degraded")
         # A client that connects during the outage still gets history and live events.
-        during = asyncio.create_task(record(f"{ws}/ws/agent-progress/{task}", within=40))
-        await asyncio.sleep(1.0)
+        connected = asyncio.Event()
+        during = asyncio.create_task(
+            record(f"{ws}/ws/agent-progress/{task}", within=40, connected=connected)
+        )
+        await eventually(connected.is_set, within=10, what="connected during the outage")
 
         started.append(start_redis(redis_port, tmp_path / "redis2.log"))
         await append_steps(store, task, steps[6:], after=7, pause=0.05)
@@ -94,7 +97,7 @@ async def test_redis_outage_loses_nothing(
         async def recovered() -> bool:
             return await degraded_sockets(http) == 0
 
-        await wait_until(recovered, within=10)
+        await eventually(recovered, within=10, what="no socket degraded")
         # The outage was served by the api's own reading of the log, for all its sockets.
         assert await metric(http, "scamtrail_progress_hub_log_reads_total") > 0
     relay_log = relay.output()

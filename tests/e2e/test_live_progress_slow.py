@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain import events as ev
 from infrastructure.event_store import EventStore
 from tests.e2e.progress_stack import (
-    Process,
     Recorded,
     append_steps,
     child_env,
@@ -28,6 +26,7 @@ from tests.e2e.progress_stack import (
     start_relay,
     submit,
 )
+from tests.waiting import eventually, wait_for_log
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -129,21 +128,13 @@ async def test_relay_killed_mid_stream_loses_nothing(
         expected = list(range(1, per_task + 1))
         for got in results:
             assert got.seqs == expected and got.close_code == 1000
-        async with asyncio.timeout(10):
-            while True:
-                if len(seen_in_redis) >= len(tasks) * per_task:
-                    break
-                await asyncio.sleep(0.1)
+        await eventually(
+            lambda: len(seen_in_redis) >= len(tasks) * per_task,
+            within=10,
+            what=f"{len(tasks) * per_task} messages seen in Redis",
+        )
         assert seen_in_redis == {(t, s) for t in tasks for s in expected}
     finally:
         listening.cancel()
         await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await redis.aclose()
-
-
-async def wait_for_log(process: Process, text: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while text not in process.output():
-        assert process.alive(), process.output()[-2000:]
-        assert time.monotonic() < deadline, f"{text!r} not in the log:\n{process.output()[-2000:]}"
-        await asyncio.sleep(0.1)

@@ -4,7 +4,6 @@ counted, instead of holding them for as long as the TCP connection lasts."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import socket
@@ -26,6 +25,7 @@ from tests.e2e.progress_stack import (
     start_api,
     submit,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -72,10 +72,13 @@ async def test_a_client_that_stops_reading_is_given_up(
         started.append(start_api(env, port, tmp_path / "api.log"))
         sock = connect_and_stop_reading(port, f"/ws/agent-progress/{task}?token={acme_token()}")
         try:
-            deadline = asyncio.get_running_loop().time() + 20
-            while await metric(http, "scamtrail_progress_sockets_open", 'transport="ws"') > 0:
-                assert asyncio.get_running_loop().time() < deadline, "the socket was kept"
-                await asyncio.sleep(0.2)
+            await eventually(
+                lambda: metric(http, "scamtrail_progress_sockets_open", 'transport="ws"'),
+                until=lambda sockets: sockets == 0,
+                within=20,
+                what="the stalled socket given up",
+                interval=0.2,
+            )
             assert await metric(http, "scamtrail_progress_connection_errors_total", "stalled") == 1
             assert await metric(http, "scamtrail_progress_hub_subscribers") == 0
         finally:

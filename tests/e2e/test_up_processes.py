@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from api import cli, up_processes
+from api import up_processes
+from api.cli import up as cli_up
 from infrastructure.settings import load_settings
 from tests.e2e.progress_stack import ROOT
 
@@ -117,7 +118,7 @@ async def test_up_exits_1_naming_the_part_that_ended(
         up_processes, "part_commands", lambda host, port: parts(tmp_path, "relay", code=2)
     )
     with pytest.raises(typer.Exit) as stopped:
-        await asyncio.wait_for(cli._whole_system(load_settings(), "127.0.0.1"), 20)
+        await asyncio.wait_for(cli_up.whole_system(load_settings(), "127.0.0.1"), 20)
     assert stopped.value.exit_code == 1
     assert "the relay ended unexpectedly" in capsys.readouterr().err
 

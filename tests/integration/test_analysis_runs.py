@@ -23,6 +23,7 @@ from domain.planning import plan_tool_calls
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
+from tests.fault_toolbox import fault_toolbox
 from workers.analysis import Agent, run_analysis
 from workers.jobs import analyze_task, build_worker, sweep_lost_tasks
 
@@ -74,7 +75,6 @@ async def test_a_run_that_always_times_out_is_failed_after_analysis_max_tries(
     settings = app_settings.model_copy(
         update={
             "analysis_timeout_s": 1.0,
-            "tool_latency_s": 3.0,
             "analysis_max_tries": 2,
             "stale_task_s": 0.1,
         }
@@ -83,8 +83,9 @@ async def test_a_run_that_always_times_out_is_failed_after_analysis_max_tries(
     task_id = posted.json()["task_id"]
     ctx = {"agent": Agent(TaskLog(store), {}, settings), "redis": jobs}
     dropped_by_arq = 0
+    slow = fault_toolbox(latency_s=3.0)
     for _ in range(3):  # a worker until its queue is empty, then the sweep
-        worker = build_worker(settings, burst=True, handle_signals=False)
+        worker = build_worker(settings, burst=True, handle_signals=False, toolbox=slow)
         worker.cron_jobs = []
         await worker.async_run()
         await worker.close()

@@ -95,6 +95,7 @@ ROUTES: dict[tuple[str, str], Route] = {
         "DELETE", f"/indicators/domain/{w.fresh_indicator()}", {}), 200, 404),
     ("GET", "/indicators"): Route((*READERS, "admin"), lambda w, c: (
         "GET", "/indicators", {"params": {"kind": "domain", "value": "example.com"}}), 200, 200),
+    ("GET", "/dashboard"): Route(("analyst",), lambda w, c: ("GET", "/dashboard", {}), 200, 200),
     ("POST", "/admin/projections/rebuild"): Route(("admin",), lambda w, c: (
         "POST", "/admin/projections/rebuild", {}), 200, 200),
     # Another tenant's admin prunes everything of its own: HOME's finished task must survive.

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import redis
 from pgserver.postgres_server import PostgresServer
 from typer.testing import CliRunner
 
-from api.cli import EXIT_ALREADY_RUNNING, app
+from api.cli import app
+from api.cli.up import EXIT_ALREADY_RUNNING
 from infrastructure.embedded import (
     AlreadyRunning,
     EmbeddedPostgres,
@@ -28,6 +28,7 @@ from infrastructure.embedded import (
     embedded_services,
 )
 from infrastructure.embedded_redis import EmbeddedRedis, _is_redis
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -80,9 +81,7 @@ def test_postgres_starts_after_its_server_was_killed(home: Path) -> None:
     pid = _postmaster_pid(home / "postgres")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)  # a crash: postmaster.pid and the socket's lock stay behind
-    deadline = time.monotonic() + 10
-    while _is_postgres(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually_sync(lambda: not _is_postgres(pid), within=10, what="the killed postmaster gone")
     PostgresServer._instances.clear()  # what a new `scamtrail up` process starts with
     again = EmbeddedPostgres(home / "postgres")
     url = again.start()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.cli_http import EXIT_BAD_INPUT
+from api.errors import EXIT_BAD_INPUT
 from infrastructure.feeds import ParsedFeed, import_feed, parse_feed
 from infrastructure.indicators import IndicatorRepository
 from tests.indicator_writes import assert_indicator

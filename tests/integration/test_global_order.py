@@ -130,8 +130,8 @@ async def test_transaction_ids_are_ordered_as_numbers_not_as_text(
     clean_database: AsyncEngine,
 ) -> None:
     """Transaction ids 95..104 straddle a change in digit count: as text, '100' < '95'. Read in
-    batches of 3, every event comes back once and in log order. (Once read_all sorted by the
-    text form of the id: the first batch was 100, 101, 102 and 95..99 were never read.)"""
+    batches of 3, every event comes back once and in log order. (Sorted by the text form of the
+    id, the first batch would be 100, 101, 102, and 95..99 would never be read.)"""
     store = EventStore(clean_database)
     async with clean_database.begin() as conn:
         for xid in range(95, 105):  # every one long finished, so below any snapshot's xmin

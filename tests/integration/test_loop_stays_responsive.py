@@ -46,7 +46,7 @@ async def test_the_loop_keeps_ticking_while_a_hostile_message_is_analysed(
     tools = {
         name: cast(Tool, answer) for name in ("scam_database", "web_search", "domain_reputation")
     }
-    agent = Agent(TaskLog(store), tools, settings.model_copy(update={"tool_latency_s": 0}))
+    agent = Agent(TaskLog(store), tools, settings)
 
     gaps: list[float] = []
     done = asyncio.Event()

@@ -23,10 +23,11 @@ from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
-from infrastructure.hub import ProgressHub, PubSubSeal, task_channel, tenant_channel
+from infrastructure.hub import ProgressHub, PubSubSeal, Subscription, task_channel, tenant_channel
 from infrastructure.settings import Settings, load_settings
 from tests.auth import TEST_SECRET
 from tests.factories import new, progress, submitted
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,16 @@ async def publish(redis: Redis, store: EventStore, task: str, seqs: list[int]) -
         await redis.publish(*sealed(task_channel(task), by_seq[seq]))
 
 
+def subscriptions(hub: ProgressHub) -> set[Subscription]:
+    return {sub for subs in hub._channels.values() for sub in subs}
+
+
+def awaiting_live(hub: ProgressHub) -> bool:
+    """Every subscriber of the hub is subscribed and its delivery loop waits for a message."""
+    subs = subscriptions(hub)
+    return bool(subs) and all(sub._waiter is not None for sub in subs)
+
+
 async def collect(stream: AsyncIterator[Outgoing | Close], within: float = 10) -> list[int]:
     seqs: list[int] = []
     async with asyncio.timeout(within):
@@ -82,7 +93,12 @@ async def test_gaps_duplicates_and_overflow_are_repaired_from_postgresql(
     await store.append(task, [progress(i % 100) for i in range(60)], 1)
     await store.append(task, [new(ev.TaskCompleted())], 61)
     await publish(redis, store, task, [2, 2, 5, *range(3, 63)])  # a duplicate, a gap, a flood
-    await asyncio.sleep(0.3)  # let the hub overflow the queue before the loop reads again
+    # The hub overflows the queue before the loop reads again.
+    await eventually(
+        lambda: any(sub.overflows for sub in subscriptions(hub)),
+        within=5,
+        what="the subscriber's queue overflowed",
+    )
     assert hub.subscriber_count == 1
 
     seqs = await collect(stream)
@@ -129,7 +145,7 @@ async def test_a_draining_hub_closes_its_sockets_with_1001(
     assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
     assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
     waiting = asyncio.create_task(anext(stream))
-    await asyncio.sleep(0.1)  # the loop now waits for a live message
+    await eventually(lambda: awaiting_live(hub), within=5, what="waiting for a live message")
     hub.drain()
     assert await asyncio.wait_for(waiting, 2) == Close(1001, "server shutting down")
 
@@ -150,8 +166,8 @@ async def test_without_redis_the_hub_reads_the_log_once_for_every_socket(
     """Redis is unreachable from the start. 50 sockets follow one task while 20 events commit
     over about 2 s: every socket gets every event once, in order, from the hub's own reading of
     the log (about one query per `ws_poll_s` for the whole process). Each socket reads
-    PostgreSQL on its own only at the switches (a handful of times), not every `ws_poll_s`:
-    once that was 50 x 20 reads for this test, and 20,000 queries a second for 5,000 sockets."""
+    PostgreSQL on its own only at the switches (a handful of times), not every `ws_poll_s`,
+    which would be 50 x 20 reads for this test and 20,000 queries a second for 5,000 sockets."""
     unreachable = settings.model_copy(
         update={"redis_url": "redis://127.0.0.1:1/0", "ws_poll_s": 0.05, "ws_idle_timeout_s": 10}
     )
@@ -195,8 +211,8 @@ class FakeSocket:
 
 async def test_a_database_outage_closes_the_socket_with_1013(settings: Settings) -> None:
     """PostgreSQL refuses connections while a socket reads its history: the socket is closed
-    with 1013 (try again later), so the client reconnects with `after=`. (Once the error was
-    taken for the client leaving: the socket stayed open and silent for good.)"""
+    with 1013 (try again later), so the client reconnects with `after=`. (Taking the error for
+    the client leaving would keep the socket open and silent for good.)"""
     nowhere = settings.model_copy(
         update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"}
     )
@@ -217,8 +233,8 @@ async def test_a_token_already_expired_closes_at_once_with_4401(
     hub: ProgressHub, store: EventStore, redis: Redis
 ) -> None:
     """A token past `exp` (accepted within the leeway): the socket sends nothing but the close,
-    even when the expiry lands while the socket subscribes (a cancellation redis-py's
-    wait_for used to swallow: the socket then streamed on)."""
+    even when the expiry lands while the socket subscribes (a cancellation that redis-py's
+    wait_for can swallow, which would leave the socket streaming)."""
     task = f"task-{uuid.uuid4()}"
     await store.append(task, [submitted(), progress(10)], 0)
     caller = Caller("t", "user:x", frozenset({"analyst"}), expires_at=datetime.now(UTC))
@@ -227,10 +243,9 @@ async def test_a_token_already_expired_closes_at_once_with_4401(
     pump = asyncio.create_task(_pump(socket, stream, StreamMetrics(), 5))  # type: ignore[arg-type]
     expiry = _ExpiryClose(socket, caller, pump)  # type: ignore[arg-type]
     try:
-        await asyncio.sleep(0.5)
+        await eventually(pump.done, within=5, what="the socket closed")
         await store.append(task, [progress(20)], 2)
         await publish(redis, store, task, [3])
-        await asyncio.sleep(0.5)
         assert socket.closed == [4401]
         # At most `connected`, then the error: no event went out.
         assert all("seq" not in m for m in socket.sent) and socket.sent[-1]["error"]
@@ -245,7 +260,7 @@ async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_no
 ) -> None:
     """The queue (4) overflows with the first events of a task the tenant socket had not seen
     yet: the catch-up reads the tenant's events from the log, so all of them arrive, in order.
-    (Reading back only the tasks already seen once lost them all.) Events after a task's end
+    (Reading back only the tasks already seen would lose them all.) Events after a task's end
     (an analyst's review) are passed on too: a tenant socket does not end with its tasks."""
     tenant = f"tenant-{uuid.uuid4().hex[:8]}"
     known, unseen = f"known-{uuid.uuid4()}", f"unseen-{uuid.uuid4()}"
@@ -253,8 +268,8 @@ async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_no
     follow = Follow([], tenant=tenant)
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), follow)
     assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
-    first = asyncio.create_task(anext(stream))  # subscribes, then waits for a live message
-    await asyncio.sleep(0.3)
+    first = asyncio.create_task(anext(stream))
+    await eventually(lambda: awaiting_live(hub), within=5, what="waiting for a live message")
 
     async def publish_all(task: str, after: int = 0) -> None:
         for recorded in await store.read_stream(task, after):
@@ -270,7 +285,11 @@ async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_no
     events += [NewEvent(ev.TaskCompleted(), meta)]
     await store.append(unseen, events, 0)
     await publish_all(unseen)
-    await asyncio.sleep(0.3)
+    await eventually(
+        lambda: any(sub.overflows for sub in subscriptions(hub)),
+        within=5,
+        what="the tenant socket's queue overflowed",
+    )
     review = ev.VerdictReviewed(decision="override", verdict="safe", note="checked")
     await store.append(unseen, [NewEvent(review, meta)], 8)
     await publish_all(unseen, 8)
@@ -296,6 +315,8 @@ async def test_subscribers_that_leave_before_redis_confirms_leave_nothing_behind
     for task in subscribing:
         task.cancel()
     await asyncio.gather(*subscribing, return_exceptions=True)
-    await asyncio.sleep(0.5)  # the SUBSCRIBEs, then the UNSUBSCRIBEs, go out
+    # The hub's chores send the SUBSCRIBEs, then the UNSUBSCRIBEs: once none is left, it
+    # holds whatever it is going to hold.
+    await eventually(lambda: not hub._chores, within=5, what="the hub's chores done")
     assert hub._waiters == {}
     assert hub.subscriber_count == 0 and hub.channel_count == 0

@@ -26,6 +26,7 @@ from infrastructure.event_store import EventStore
 from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
 from infrastructure.projections import row_from_state
 from infrastructure.task_log import TaskLog
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +70,11 @@ async def sessions_waiting_on_locks(engine: AsyncEngine) -> int:
 
 async def until_blocked(engine: AsyncEngine, sessions: int, *done: asyncio.Future[Any]) -> None:
     """Return once `sessions` sessions wait on a lock, or one of `done` has finished."""
-    for _ in range(500):
-        if any(d.done() for d in done):
-            return
-        if await sessions_waiting_on_locks(engine) >= sessions:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{sessions} sessions never waited on a lock")
+
+    async def blocked() -> bool:
+        return any(d.done() for d in done) or await sessions_waiting_on_locks(engine) >= sessions
+
+    await eventually(blocked, within=10, what=f"{sessions} sessions waiting on a lock")
 
 
 @asynccontextmanager
@@ -159,9 +158,10 @@ async def test_a_live_append_during_a_rebuild_folds_on_the_rebuilt_row(
 async def test_a_review_racing_a_prune_fails_and_leaves_nothing_behind(
     store: EventStore,
 ) -> None:
-    """The review's append still saw the versions the open prune had deleted, so its event
-    survived the prune (a stream without TaskSubmitted) and its upsert brought the row back; no
-    rebuild could repair that. Now the review waits for the prune and finds the task gone."""
+    """A review appended while a prune is open must not see the versions the prune is deleting:
+    its event would survive the prune (a stream without TaskSubmitted) and its upsert would bring
+    the row back, which no rebuild could repair. The review waits for the prune and finds the
+    task gone."""
     log, engine = TaskLog(store), store.engine
     await submit(log, "a-task", *completed())
     await submit(log, "z-held", *completed())

@@ -26,6 +26,7 @@ from infrastructure.relay import Relay
 from infrastructure.settings import Settings, load_settings
 from tests.auth import TEST_SECRET
 from tests.factories import new, progress, submitted
+from tests.waiting import eventually, stays_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -57,12 +58,10 @@ async def relay_of(settings: Settings, store: EventStore, redis: Redis) -> Async
         await asyncio.wait_for(running, 10)
 
 
-async def until_rejected(hub: ProgressHub, count: int, within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if hub.rejected >= count:
-                return
-            await asyncio.sleep(0.01)
+def awaiting_live(hub: ProgressHub) -> bool:
+    """Every subscriber of the hub is subscribed and its delivery loop waits for a message."""
+    subs = {sub for subs in hub._channels.values() for sub in subs}
+    return bool(subs) and all(sub._waiter is not None for sub in subs)
 
 
 def forged(task: str, seq: int) -> dict[str, Any]:
@@ -92,7 +91,7 @@ def test_the_key_comes_from_pubsub_key_else_from_the_jwt_secret() -> None:
     assert other != key
     explicit = load_settings(jwt_secret=TEST_SECRET, pubsub_key=SecretStr("k" * 40))
     assert explicit.pubsub_signing_key() == b"k" * 40
-    # The default prefix keeps the channel names on Redis as they were.
+    # With the default (empty) prefix the name on Redis is the bare `agent_progress:<task>`.
     assert PubSubSeal(shared).wire(task_channel("t")) == "agent_progress:t"
 
 
@@ -127,17 +126,18 @@ async def test_a_forged_publish_is_not_delivered_and_the_real_events_are(
         stream = progress_stream(store, hub, config, metrics, Follow([task]))
         assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
         assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
-        waiting = asyncio.create_task(anext(stream))  # subscribed; waits for a live message
-        await asyncio.sleep(0.2)
+        waiting = asyncio.create_task(anext(stream))
+        await eventually(lambda: awaiting_live(hub), within=5, what="waiting for a live message")
 
         channel = task_channel(task)  # "agent_progress:<task>": the name on Redis
         other_key = PubSubSeal(load_settings(jwt_secret="not this deployment's secret"))
         await redis.publish(channel, json.dumps(forged(task, 2)))
         await redis.publish(channel, other_key.seal(channel, json.dumps(forged(task, 2))))
         await redis.publish(channel, json.dumps(forged(task, 100)))
-        await asyncio.sleep(0.3)
-        assert not waiting.done(), waiting.result()  # nothing reached the socket
-        await until_rejected(hub, 3)
+        await eventually(lambda: hub.rejected >= 3, within=5, what="3 forgeries rejected")
+        # Nothing reached the socket. A message the hub let through would have woken the
+        # delivery loop before the hub read the next one: 0.3 s is ample for it to show.
+        await stays_quiet(waiting.done, for_s=0.3, what="a forged message was delivered")
 
         await store.append(task, [progress(30), progress(60), new(ev.TaskCompleted())], 1)
         items: list[Outgoing | Close] = [await asyncio.wait_for(waiting, 10)]
@@ -160,11 +160,24 @@ async def test_a_forged_publish_is_not_delivered_and_the_real_events_are(
     assert b"scamtrail_pubsub_rejected_total 3.0" in generate_latest(metrics.registry)
 
 
-async def next_live(sub: Subscription, within: float) -> list[int]:
-    """The seqs that reach `sub` live within `within` seconds."""
+async def next_live(sub: Subscription, count: int, within: float = 10) -> list[int]:
+    """The seqs of the next `count` messages that reach `sub` live; fails after `within` s."""
+    seqs: list[int] = []
+    async with asyncio.timeout(within):
+        while len(seqs) < count:
+            message = await sub.get(within)
+            if message is not None:
+                seqs.append(message.seq)
+    return seqs
+
+
+async def none_live(sub: Subscription, for_s: float = 0.3) -> list[int]:
+    """The seqs that reach `sub` live within `for_s` seconds: a negative check. Redis delivers
+    a publish to its subscribers within a millisecond here, and the hub hands it on at once, so
+    0.3 s is ample for a message that was going to arrive to show."""
     seqs: list[int] = []
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
+    deadline = loop.time() + for_s
     while (left := deadline - loop.time()) > 0:
         message = await sub.get(left)
         if message is not None:
@@ -193,8 +206,9 @@ async def test_a_channel_prefix_isolates_two_deployments_sharing_a_redis(
         await listener.subscribe(f"a-{run}:{channel}")
         async with relay_of(a, store, redis):
             await store.append(task, [submitted(), progress(50)], 0)
-            assert await next_live(sub_a, 1.0) == [1, 2]
-        assert await next_live(sub_b, 0.3) == [] and not sub_b.stale
+            assert await next_live(sub_a, 2) == [1, 2]
+            assert await none_live(sub_a) == []  # each once
+        assert await none_live(sub_b) == [] and not sub_b.stale
 
         # Replay A's genuine messages, as captured on A's channel, onto B's.
         replayed = 0
@@ -205,8 +219,8 @@ async def test_a_channel_prefix_isolates_two_deployments_sharing_a_redis(
                     await redis.publish(f"b-{run}:{channel}", message["data"])
                     replayed += 1
         await listener.aclose()  # type: ignore[no-untyped-call]
-        await until_rejected(hub_b, 2)
-        assert await next_live(sub_b, 0.3) == []
+        await eventually(lambda: hub_b.rejected >= 2, within=5, what="2 replays rejected")
+        assert await none_live(sub_b) == []
         assert hub_a.rejected == 0
         hub_a.unsubscribe(sub_a)
         hub_b.unsubscribe(sub_b)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ from infrastructure.event_store import EventStore
 from infrastructure.relay import PROBE_SQL, Relay, lock_connection_settings
 from infrastructure.settings import Settings
 from tests.factories import progress, submitted
+from tests.waiting import eventually, stays_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +50,11 @@ class Listener:
         await self.pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def wait_for(self, count: int, within: float = 10.0) -> None:
-        await until(lambda: len(self.messages) >= count, within)
-
-
-async def until(check: Callable[[], bool], within: float) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: len(self.messages) >= count,
+            within=within,
+            what=f"{count} messages published (have {len(self.messages)})",
+        )
 
 
 @pytest.fixture
@@ -116,7 +113,11 @@ async def test_publishes_every_event_in_order_and_checkpoints(
     await store.append(tasks[1], [progress(60)], 3)
     async with running(Relay(relay_settings(settings), store, redis)):
         await listener.wait_for(17)
-        await asyncio.sleep(0.3)
+        # The relay publishes what it read in one batch, within milliseconds of reading it:
+        # anything from before the checkpoint would have followed the 17th message by now.
+        await stays_quiet(
+            lambda: len(listener.messages) > 17, for_s=0.3, what="a republished message"
+        )
     assert len(listener.messages) == 17
     assert listener.messages[-1]["task_id"] == tasks[1] and listener.messages[-1]["seq"] == 4
 
@@ -129,15 +130,19 @@ async def test_one_relay_is_active_and_a_standby_takes_over(
     first = Relay(relay_settings(settings), store, redis)
     second = Relay(relay_settings(settings), store, redis)
     async with running(first) as stop_first:
-        await until(lambda: first.active, 5)
+        await eventually(lambda: first.active, within=5, what="the first relay active")
         async with running(second):
             await listener.wait_for(1)
-            await asyncio.sleep(0.3)
-            assert first.active and not second.active
+            # The second retries the lock every 0.1 s (relay_lock_retry_s): three tries.
+            await stays_quiet(
+                lambda: second.active or not first.active,
+                for_s=0.3,
+                what="the standby took over from an active relay",
+            )
             stop_first.set()  # the first goes away; its lock goes with its connection
             loop = asyncio.get_running_loop()
             started = loop.time()
-            await until(lambda: second.active, 5)
+            await eventually(lambda: second.active, within=5, what="the standby active")
             assert loop.time() - started < 2
             await store.append(task, [progress()], 1)
             await listener.wait_for(2)
@@ -152,8 +157,11 @@ async def test_an_event_that_commits_late_is_published_not_skipped(
         async with store.transaction() as conn:
             await store.append(slow, [submitted()], 0, conn=conn)  # takes the lower position
             await store.append(fast, [submitted()], 0)  # commits first
-            await asyncio.sleep(0.3)
-            assert listener.messages == []  # held back behind the open transaction
+            # Held back behind the open transaction. An idle relay probes every few ms
+            # (relay_poll_s), so 0.3 s is dozens of chances to publish too early.
+            await stays_quiet(
+                lambda: listener.messages, for_s=0.3, what="published past an open transaction"
+            )
         await listener.wait_for(2)
     assert sorted(m["task_id"] for m in listener.messages) == [fast, slow]
 
@@ -166,8 +174,9 @@ async def test_relay_rides_out_a_redis_outage(
     broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     relay = Relay(relay_settings(settings, relay_backoff_max_s=0.1), store, broken)
     async with running(relay):
-        await asyncio.sleep(0.5)
-        assert relay.published == 0
+        # Connecting to the broken Redis fails within its 0.2 s connect timeout, then the
+        # relay backs off at most 0.1 s: 0.5 s is several failed attempts.
+        await stays_quiet(lambda: relay.published, for_s=0.5, what="published to no Redis")
         assert await checkpoint(store) is None  # nothing published, nothing checkpointed
         relay._redis = redis  # Redis "comes back"
         await listener.wait_for(1)
@@ -175,8 +184,8 @@ async def test_relay_rides_out_a_redis_outage(
 
 
 async def test_the_idle_probe_reads_the_index_not_the_table(engine: AsyncEngine) -> None:
-    """An idle relay probes every 5 ms. Once it read the whole events table each time (a
-    sequential scan: 9 ms and 70% of a PostgreSQL core at 71,000 events). The plan must stay an
+    """An idle relay probes every 5 ms. A probe that read the whole events table (a sequential
+    scan) would cost 9 ms and 70% of a PostgreSQL core at 71,000 events. The plan must stay an
     index lookup however large the log grows: checked on a scratch copy of the table with
     50,000 rows, analysed so that the planner sees its real size."""
     schema = f"probe_{uuid.uuid4().hex[:8]}"
@@ -263,14 +272,13 @@ async def test_a_probe_that_runs_long_counts_as_nothing_new_yet(
     task = f"{listener.prefix}t"
     relay = Relay(relay_settings(settings, relay_probe_timeout_s=0.1), store, redis)
     async with running(relay):
-        await until(lambda: relay.active, 5)
+        await eventually(lambda: relay.active, within=5, what="the relay active")
         async with store.transaction() as conn:
             await conn.execute(sa.text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
-            loop = asyncio.get_running_loop()
-            held_until = loop.time() + 1.0
-            while loop.time() < held_until:
-                assert relay.active
-                await asyncio.sleep(0.02)
+            # The relay stays active all the while: 1 s is ten probe timeouts (0.1 s each).
+            await stays_quiet(
+                lambda: not relay.active, for_s=1.0, what="the relay gave up behind a locked log"
+            )
         assert relay.probe_timeouts >= 2
         assert relay.active
         await store.append(task, [submitted()], 0)
@@ -309,6 +317,11 @@ class Blackhole:
         bound: int = self.server.sockets[0].getsockname()[1]
         return bound
 
+    @property
+    def server_ports(self) -> set[int]:
+        """The local ports of its connections to PostgreSQL (`client_port` on the server)."""
+        return {w.get_extra_info("sockname")[1] for w in self._writers[1::2]}
+
     async def close(self) -> None:
         assert self.server is not None
         self.server.close()
@@ -316,15 +329,15 @@ class Blackhole:
             piping.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
         for writer in self._writers:
-            writer.close()
+            writer.transport.abort()  # at once: nothing it holds is still owed to anyone
 
 
 async def test_a_half_open_lock_connection_is_given_up_not_waited_on(
     settings: Settings, redis: Redis, store: EventStore
 ) -> None:
     """The relay's lock connection goes silent. Its statements time out: the relay stops
-    calling itself active, keeps trying to rejoin, and stops when asked. (Once it waited on the
-    probe forever, "active", publishing nothing, deaf to stop.)"""
+    calling itself active, keeps trying to rejoin, and stops when asked, rather than waiting on
+    the probe forever, "active", publishing nothing, deaf to stop."""
     url = sa.engine.make_url(settings.database_url)
     hole = Blackhole()
     port = await hole.start(url.host or "127.0.0.1", url.port or 5432)
@@ -343,12 +356,26 @@ async def test_a_half_open_lock_connection_is_given_up_not_waited_on(
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await until(lambda: relay.active, within=5)
+        await eventually(lambda: relay.active, within=5, what="the relay active")
         hole.silent = True
-        await until(lambda: not relay.active, within=5)
+        await eventually(lambda: not relay.active, within=5, what="the relay gave up the lock")
         stop.set()
         await asyncio.wait_for(task, 10)
     finally:
         stop.set()
         task.cancel()
+        ports = hole.server_ports
         await hole.close()
+
+    async def backends_through_the_hole() -> list[int]:
+        async with store.transaction() as conn:
+            query = sa.text("SELECT client_port FROM pg_stat_activity WHERE client_port = ANY(:p)")
+            return list((await conn.execute(query, {"p": list(ports)})).scalars())
+
+    # Closing the proxy ends the backends it carried (the lock connection's among them).
+    await eventually(
+        backends_through_the_hole,
+        until=lambda left: not left,
+        within=5,
+        what="the backends behind the proxy gone",
+    )

@@ -19,7 +19,7 @@ from infrastructure.projection_rebuild import prune_finished_tasks
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from workers.analysis import Agent, run_analysis
-from workers.task_writer import TaskWasCancelled, TaskWriter
+from workers.task_writer import TaskGone, TaskWriter
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ async def test_an_append_to_a_pruned_task_stops_the_writer_at_once(store: EventS
     await cancel_and_prune(store, task_id)
     task_log.appends = 0
 
-    with pytest.raises(TaskWasCancelled, match="gone"):
+    with pytest.raises(TaskGone, match="gone"):
         await asyncio.wait_for(writer.append(ev.ProgressReported(message="m", percent=1)), 5)
     assert task_log.appends == 1
 

@@ -32,11 +32,13 @@ from tests.e2e.progress_stack import (
     ROOT,
     Process,
     acme_token,
+    answered,
     child_env,
     free_port,
     processes,
 )
 from tests.e2e.worker_process import WorkerProcess
+from tests.waiting import eventually, eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -56,17 +58,8 @@ def start_api(env: dict[str, str], port: int, log: Path, fd_limit: int | None = 
         code += f"resource.setrlimit(resource.RLIMIT_NOFILE, ({fd_limit}, {fd_limit}))\n"
     code += "runpy.run_module('api.cli', run_name='__main__')"
     api = Process([sys.executable, "-c", code, "api", "--port", str(port)], env, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert api.alive(), f"the api exited:\n{api.output()[-3000:]}"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return api
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    api.stop()
-    raise AssertionError(f"the api did not answer within 30 s:\n{api.output()[-3000:]}")
+    answered(api, port)
+    return api
 
 
 def open_fds(pid: int) -> int:
@@ -193,8 +186,13 @@ async def serve_while_attacked(
                 held = max(held, open_fds(api.pid))  # some were still in the accept queue
                 rss_kb = memory_kb(api.pid, "VmRSS")
                 unclosed = await attack.still_open()
-                await asyncio.sleep(header_timeout_s + 2)  # from the last opened
-                expired = open_fds(api.pid)
+                expired = await eventually(
+                    lambda: open_fds(api.pid),
+                    until=lambda fds: fds < 200,
+                    within=header_timeout_s + 2,  # from the last opened
+                    what="the api's descriptors back under 200",
+                    interval=0.2,
+                )
         finally:
             worker.stop()
         grown = log.stat().st_size - log_before
@@ -217,14 +215,18 @@ async def serve_while_attacked(
 
 
 async def until_completed(port: int, task_id: str, within: float = 30) -> None:
-    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=5, headers=bearer(acme_token())) as client:
-        while time.monotonic() < deadline:
-            task = (await client.get(f"http://127.0.0.1:{port}/tasks/{task_id}")).json()
-            if task["status"] == "completed":
-                return
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"task {task_id} not completed within {within} s: {task}")
+
+        async def task() -> dict[str, object]:
+            return dict((await client.get(f"http://127.0.0.1:{port}/tasks/{task_id}")).json())
+
+        await eventually(
+            task,
+            until=lambda t: t["status"] == "completed",
+            within=within,
+            what=f"task {task_id} completed",
+            interval=0.2,
+        )
 
 
 async def test_two_thousand_half_open_heads_on_1024_descriptors_starve_nothing(
@@ -333,6 +335,7 @@ def test_beyond_the_connection_limit_half_open_heads_make_way_then_503(
     guarded_api: tuple[int, Process],
 ) -> None:
     port, api = guarded_api
+    before = open_fds(api.pid)
     stalled = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(100)]
     try:
         for sock in stalled:
@@ -344,7 +347,13 @@ def test_beyond_the_connection_limit_half_open_heads_make_way_then_503(
     finally:
         for sock in stalled:
             sock.close()
-    time.sleep(0.2)
+    # The api lets each closed connection go at its next read of it.
+    eventually_sync(
+        lambda: open_fds(api.pid),
+        until=lambda fds: fds <= before,
+        within=5,
+        what="the api let the stalled connections go",
+    )
     # 40 idle kept-alive connections have sent their heads: none to evict, so a 503 at once.
     idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
     try:

@@ -1,9 +1,9 @@
-"""The indicator finding, replayed against real processes (`scamtrail api` under uvicorn,
-`scamtrail worker`, `scamtrail relay`, real PostgreSQL and Redis): an analyst of one tenant
-posted bankofamerica.com (1,000,000 reports), gmail.com, github.io and a benign phone number,
-and another tenant's benign messages came out `scam`; re-posting replaced the category for
-everyone; 2,000 posts went through in 19 s; nothing said who asserted what. Each test failed
-before indicators became per-tenant events."""
+"""Poisoning the scam indicators, against real processes (`scamtrail api` under uvicorn,
+`scamtrail worker`, `scamtrail relay`, real PostgreSQL and Redis). An analyst of one tenant
+posts bankofamerica.com (1,000,000 reports), gmail.com, github.io and a benign phone number:
+another tenant's benign messages keep their verdict, because a tenant's assertions are its own
+(one indicator stream per tenant). Re-posting a globally known value does not change its global
+category, indicator writes are rate-limited per tenant, and every match names who asserted it."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from tests.e2e.progress_stack import (
     start_api,
     start_relay,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +76,7 @@ def stack(
 
 @pytest.fixture(scope="module")
 async def seeded(engine: AsyncEngine) -> None:
-    await load_seed(engine)  # the seed's known indicators, as `scamtrail up` loads them
+    await load_seed(engine)  # the seed data's known indicators, as `scamtrail up` loads them
 
 
 def headers(tenant: str, *roles: str, sub: str = "alice") -> dict[str, str]:
@@ -98,12 +99,17 @@ async def verdict(http: httpx.AsyncClient, tenant: str, content: str) -> dict[st
     answer = await http.post("/tasks", json={"content": content, "kind": "sms"}, headers=caller)
     assert answer.status_code == 202, answer.text
     task_id = answer.json()["task_id"]
-    async with asyncio.timeout(60):
-        while True:
-            view = (await http.get(f"/tasks/{task_id}", headers=caller)).json()
-            if view["status"] in ("completed", "failed", "cancelled"):
-                return dict(view)
-            await asyncio.sleep(0.1)
+
+    async def view() -> dict[str, Any]:
+        return dict((await http.get(f"/tasks/{task_id}", headers=caller)).json())
+
+    return await eventually(
+        view,
+        until=lambda v: v["status"] in ("completed", "failed", "cancelled"),
+        within=60,
+        what=f"task {task_id} finished",
+        interval=0.1,
+    )
 
 
 async def test_another_tenant_s_indicators_never_turn_my_benign_messages_into_scams(
@@ -157,8 +163,10 @@ async def test_re_posting_never_changes_the_global_category(http: httpx.AsyncCli
 
 
 async def test_indicator_posts_are_rate_limited(http: httpx.AsyncClient) -> None:
-    """2,000 posts in 19 s went through; now the tenant's 61st write in a minute is a 429."""
-    if 60 - time.time() % 60 < 15:  # the fixed window must not roll over mid-test
+    """A tenant's 61st indicator write within a minute is a 429, however fast it posts."""
+    # The limiter counts per wall-clock minute: a wait on the clock, as the window is one. The
+    # 61 posts must not straddle two windows, so start in a fresh one if this one is ending.
+    if 60 - time.time() % 60 < 15:
         await asyncio.sleep(60 - time.time() % 60 + 0.5)
     a = tenant_name("flood")
     statuses = []

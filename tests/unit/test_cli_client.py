@@ -8,17 +8,20 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from api import cli_client
 from api.cli import app
-from api.cli_http import ApiClient, ClientError, default_url
+from api.cli.http import ApiClient, ClientError, Connection, default_url
 
 pytestmark = pytest.mark.unit
 
 Answer = Callable[[httpx.Request], httpx.Response]
 
 
+# The connection the commands run with: the network until a test routes it to a function.
+_connection: list[Connection] = [Connection()]
+
+
 @pytest.fixture
-def answer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Answer], list[httpx.Request]]]:
+def answer() -> Iterator[Callable[[Answer], list[httpx.Request]]]:
     """Route the commands' HTTP to a function; returns the list of requests it saw."""
 
     def install(handler: Answer) -> list[httpx.Request]:
@@ -28,14 +31,15 @@ def answer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Answer], list[
             seen.append(request)
             return handler(request)
 
-        monkeypatch.setattr(cli_client, "transport", httpx.MockTransport(record))
+        _connection[0] = Connection(transport=httpx.MockTransport(record))
         return seen
 
     yield install
+    _connection[0] = Connection()
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), obj=_connection[0])
     assert "Traceback" not in result.output
     return result.exit_code, result.output
 

@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from api import cli, cli_live
 from api.cli import app
-from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE, ApiClient, ClientError
+from api.cli import database as cli_database
+from api.cli import live as cli_live
+from api.cli.http import ApiClient, ClientError
+from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 
 pytestmark = pytest.mark.unit
 
@@ -54,10 +56,10 @@ def test_migrate_with_a_wrong_role_says_so(monkeypatch: pytest.MonkeyPatch, wher
         raise OperationalError("SELECT 1", {}, wrong_role())
 
     if where == "creating the database":
-        monkeypatch.setattr(cli, "ensure_database", refuse)
+        monkeypatch.setattr(cli_database, "ensure_database", refuse)
     else:
-        monkeypatch.setattr(cli, "ensure_database", exists)
-        monkeypatch.setattr(cli, "migrate_sync", refuse_in_alembic)
+        monkeypatch.setattr(cli_database, "ensure_database", exists)
+        monkeypatch.setattr(cli_database, "migrate_sync", refuse_in_alembic)
     monkeypatch.setenv("SCAMTRAIL_DATABASE_URL", "postgresql://nobody:secret@db.example:5432/x")
     code, output = run("migrate")
     assert code == EXIT_BAD_INPUT
@@ -72,7 +74,7 @@ async def test_a_refused_progress_socket_is_unreachable_only_on_a_5xx(
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise websockets.InvalidStatus(Response(status, "", Headers()))
 
-    monkeypatch.setattr(websockets, "connect", refused)  # as api.cli_live calls it
+    monkeypatch.setattr(websockets, "connect", refused)  # as api.cli.live calls it
     with pytest.raises(ClientError) as raised:
         await cli_live.follow(ApiClient("http://127.0.0.1:9", None), "t-1", lambda _: None)
     assert raised.value.code == exit_code

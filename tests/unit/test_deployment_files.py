@@ -15,8 +15,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from api import cli
 from api.cli import app
+from api.cli import database as cli_database
 from infrastructure.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -126,7 +126,7 @@ def test_the_one_shot_service_migrates_and_seeds_as_make_up_does(
         steps.append("migrate")
         raise typer.Exit(0)  # stop before the seed needs a database
 
-    monkeypatch.setattr(cli, "_migrate", migrate)
+    monkeypatch.setattr(cli_database, "migrate_database", migrate)
     assert CliRunner().invoke(app, command).exit_code == 0
     assert steps == ["migrate"], "`seed` must migrate first: the one-shot runs nothing else"
 

@@ -17,9 +17,11 @@ import pytest
 from pydantic import SecretStr
 from rich.console import Console
 
-from api import cli, cli_auth
 from api.auth import TokenVerifier
 from api.caller import NotAuthenticated
+from api.cli import auth as cli_auth
+from api.cli import database as cli_database
+from api.cli import up as cli_up
 from api.dev_auth import MINT_HINT, up_may_print_token
 from api.redaction import REDACTED, RedactTokens, redact
 from infrastructure.settings import Settings, load_settings
@@ -47,19 +49,19 @@ def _up_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[io.S
 
     out = io.StringIO()
     quiet = Console(file=out, width=400)
-    monkeypatch.setattr(cli, "console", quiet)
+    monkeypatch.setattr(cli_up, "console", quiet)
     monkeypatch.setattr(cli_auth, "console", quiet)
     monkeypatch.setattr(
         infrastructure.embedded, "embedded_services", lambda *a, **k: contextlib.nullcontext({})
     )
-    monkeypatch.setattr(cli, "_seed", lambda settings: None)
+    monkeypatch.setattr(cli_database, "seed_database", lambda settings: None)
 
     async def nothing(settings: Settings, host: str) -> None:
         return None
 
-    monkeypatch.setattr(cli, "_whole_system", nothing)
+    monkeypatch.setattr(cli_up, "whole_system", nothing)
     monkeypatch.setenv("SCAMTRAIL_DEV_JWT_SECRET_FILE", str(tmp_path / "dev-secret"))
-    cli.up(port=None, host="127.0.0.1")
+    cli_up.up(port=None, host="127.0.0.1")
     yield out
 
 

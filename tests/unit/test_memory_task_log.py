@@ -69,7 +69,7 @@ async def submitted(log: InMemoryTaskLog) -> str:
 async def test_an_analysis_runs_to_its_verdict_and_a_rerun_repeats_nothing() -> None:
     log = InMemoryTaskLog(InMemoryEventStore())
     tools = {name: Answers(name) for name in NOTHING_FOUND}
-    agent = Agent(log, tools, load_settings())  # type: ignore[arg-type]
+    agent = Agent(log, tools, load_settings())
     task_id = await submitted(log)
 
     assert await run_analysis(agent, task_id) == "completed"
@@ -88,7 +88,7 @@ async def test_an_analysis_runs_to_its_verdict_and_a_rerun_repeats_nothing() -> 
 async def test_a_cancellation_appended_meanwhile_stops_the_writer() -> None:
     log = InMemoryTaskLog(InMemoryEventStore())
     task_id = await submitted(log)
-    writer = TaskWriter(log, await log.store.read_stream(task_id))  # type: ignore[arg-type]
+    writer = TaskWriter(log, await log.store.read_stream(task_id))
     await writer.append(ev.ProgressReported(message="m", percent=10))
     await log.append(task_id, [NewEvent(ev.TaskCancelled(reason="no"), SUBMITTER)], 2)
 
@@ -103,6 +103,6 @@ async def test_a_stream_that_is_gone_stops_the_writer() -> None:
     """The writer saw a stream the log does not hold (pruned): TaskGone after one append."""
     other = InMemoryTaskLog(InMemoryEventStore())
     stream = await other.store.read_stream(await submitted(other))
-    writer = TaskWriter(InMemoryTaskLog(InMemoryEventStore()), stream)  # type: ignore[arg-type]
+    writer = TaskWriter(InMemoryTaskLog(InMemoryEventStore()), stream)
     with pytest.raises(TaskGone):
         await writer.append(ev.ProgressReported(message="m", percent=10))

@@ -82,3 +82,50 @@ def test_a_failed_task_keeps_its_error() -> None:
 def test_a_stream_must_start_with_task_submitted() -> None:
     with pytest.raises(ValueError, match="starts with EntitiesExtracted"):
         fold(recorded_stream(ev.EntitiesExtracted()))
+
+
+def test_each_call_is_folded_with_its_attempts_and_outcome() -> None:
+    again = ev.ToolCallFailed(
+        call_id=STARTED.call_id, tool="scam_database", step="scam_db", error="x", will_retry=True
+    )
+    state = folded(
+        SUBMITTED,
+        ev.AnalysisStarted(run=1, max_runs=5),
+        STARTED,
+        again,
+        STARTED.model_copy(update={"attempt": 2}),
+    )
+    call = state.analysis.calls[STARTED.call_id]
+    assert (call.attempts, call.outcome, call.run, call.run_attempts) == (2, "started", 1, 2)
+    assert [version for version, _ in call.failures] == [4]
+    resumed = folded(
+        SUBMITTED,
+        ev.AnalysisStarted(run=1, max_runs=5),
+        STARTED,
+        ev.AnalysisStarted(run=2, max_runs=5),
+        STARTED.model_copy(update={"attempt": 2}),
+        DONE,
+    )
+    call = resumed.analysis.calls[STARTED.call_id]
+    assert (resumed.analysis.runs, call.attempts, call.run, call.run_attempts) == (2, 2, 2, 1)
+    assert call.settled and call.completion is not None and call.completion[0] == 6
+    gave_up = folded(SUBMITTED, again.model_copy(update={"will_retry": False}))
+    assert gave_up.analysis.calls[STARTED.call_id].outcome == "gave_up"
+
+
+def test_the_fold_keeps_the_submission_the_entities_and_the_verdict() -> None:
+    entities = (ev.Entity(kind="phone", value="+15550100"),)
+    state = folded(SUBMITTED, ev.EntitiesExtracted(entities=entities), VERDICT)
+    analysis = state.analysis
+    assert analysis.submission == SUBMITTED and analysis.entities == entities
+    assert analysis.extraction_version == 2 and analysis.reached == (3, VERDICT)
+    assert analysis.has_evidence and not folded(SUBMITTED).analysis.has_evidence
+
+
+def test_a_task_that_fails_or_is_cancelled_stays_at_the_percent_it_reached() -> None:
+    for end in (
+        ev.TaskFailed(error="no tool answered", percent=30),
+        ev.TaskCancelled(reason="user", percent=30),
+    ):
+        state = folded(SUBMITTED, ev.EntitiesExtracted(), STARTED, DONE, end)
+        assert (state.finished, state.percent) == (True, 30)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from api.cli_admin import parse_age
+from api.application.caller import ROLES
+from api.cli.admin import parse_age
 from api.dev_auth import CannotSign, dev_token
+from api.errors import EXIT_BAD_INPUT
 from infrastructure.settings import Settings, load_settings
 
 console = Console(stderr=True)
@@ -21,7 +23,7 @@ def token(
     ttl: str = typer.Option("12h", help="Lifetime, e.g. 12h, 30m, 7d."),
 ) -> None:
     """Print a bearer token (stdout only, so `$(scamtrail token)` works)."""
-    unknown = set(role) - {"submitter", "analyst", "admin"}
+    unknown = set(role) - ROLES
     if unknown:
         raise typer.BadParameter(f"unknown roles: {', '.join(sorted(unknown))}")
     settings = load_settings()
@@ -32,12 +34,12 @@ def token(
             f"[red]--ttl {ttl} is longer than the api accepts (SCAMTRAIL_MAX_TOKEN_LIFETIME_S,"
             f" {most:g} s); it would refuse the token[/]"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
     try:
         print(dev_token(settings, role, tenant, sub, lifetime))
     except CannotSign as error:
         console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def print_dev_token(settings: Settings) -> None:

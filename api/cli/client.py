@@ -13,29 +13,25 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api import cli_admin
-from api.cli_http import (
-    EXIT_BAD_INPUT,
+from api.cli.http import (
     EXIT_DONE,
     EXIT_TASK_FAILED,
-    EXIT_UNREACHABLE,
     ApiClient,
     ClientError,
+    Connection,
     default_url,
 )
-from api.cli_live import LiveView, follow
+from api.cli.live import LiveView, follow
+from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from domain import events as ev
 
 out = Console(soft_wrap=True)  # results: what a pipe gets, one line per line
 err = Console(stderr=True)  # progress and errors
-# Unit tests answer HTTP here without a server (an httpx.MockTransport).
-transport: httpx.AsyncBaseTransport | None = None
 
 Url = typer.Option(
     None, "--url", help="The api (default http://127.0.0.1:$SCAMTRAIL_PORT or :8000)."
@@ -45,13 +41,8 @@ KINDS: tuple[str, ...] = get_args(ev.Kind)
 Json = typer.Option(False, "--json", help="JSON lines instead of tables.")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(analyze)
-    app.command()(timeline)
-    cli_admin.tasks.command("list")(list_tasks)
-
-
 def analyze(
+    ctx: typer.Context,
     content: str = typer.Argument(
         ..., help="The suspicious message, URL or number; - reads stdin."
     ),
@@ -88,7 +79,7 @@ def analyze(
             return EXIT_DONE if step == "completed" else EXIT_TASK_FAILED
         return await _show_outcome(api, task_id)
 
-    _run(url, token, run)
+    _run(ctx, url, token, run)
 
 
 async def _show_outcome(api: ApiClient, task_id: str) -> int:
@@ -116,6 +107,7 @@ async def _show_outcome(api: ApiClient, task_id: str) -> int:
 
 
 def timeline(
+    ctx: typer.Context,
     task_id: str = typer.Argument(..., help="The task's id."),
     as_json: bool = Json,
     url: str | None = Url,
@@ -142,10 +134,11 @@ def timeline(
             out.print(table)
         return EXIT_DONE
 
-    _run(url, token, run)
+    _run(ctx, url, token, run)
 
 
 def list_tasks(
+    ctx: typer.Context,
     status: str | None = typer.Option(None, help="Only tasks in this status, e.g. completed."),
     limit: int = typer.Option(20, min=1, max=200, help="How many, newest first."),
     as_json: bool = Json,
@@ -168,17 +161,23 @@ def list_tasks(
             out.print(table if tasks else "[dim]no tasks yet[/]")
         return EXIT_DONE
 
-    _run(url, token, run)
+    _run(ctx, url, token, run)
 
 
-def _run(url: str | None, token: str | None, body: Callable[[ApiClient], Awaitable[int]]) -> None:
+def _run(
+    ctx: typer.Context,
+    url: str | None,
+    token: str | None,
+    body: Callable[[ApiClient], Awaitable[int]],
+) -> None:
     """Run a command against the api; every failure is one line on stderr and an exit code."""
+    connection = ctx.obj if isinstance(ctx.obj, Connection) else Connection()
 
     # `scamtrail` logs at INFO for the servers; a client's output is its own lines only.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> int:
-        async with ApiClient(url or default_url(), token, transport) as api:
+        async with ApiClient(url or default_url(), token, connection.transport) as api:
             return await body(api)
 
     try:

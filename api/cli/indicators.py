@@ -7,7 +7,6 @@ user gave (arguments, the file), 3 for a PostgreSQL that is not there, 1 for one
 from __future__ import annotations
 
 import asyncio
-import getpass
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli_admin import age_from_text
-from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE
-from infrastructure.database import create_engine
+from api.application.admin import age_from_text
+from api.application.indicators import Indicators
+from api.cli.operator import operator
+from api.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE
 from infrastructure.feeds import (
     CATEGORY,
     FEED_FORMATS,
@@ -26,14 +26,13 @@ from infrastructure.feeds import (
     FeedError,
     ImportCounts,
     ParsedFeed,
-    import_feed,
     read_feed,
 )
+from infrastructure.repositories import open_repositories
 from infrastructure.settings import load_settings
 
 indicators = typer.Typer(help="Known scam indicators: threat-feed imports.", no_args_is_help=True)
 console = Console(stderr=True)
-EXIT_REFUSED = 1  # PostgreSQL answered, and said no (as api.cli)
 UNDEFINED_COLUMN = "42703"  # the schema predates migration 0007
 
 
@@ -88,14 +87,6 @@ def import_indicators(
     )
 
 
-def _actor() -> str:
-    """Who runs the import, as its events record it: the user of this machine."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no user name in the environment or the password database
-        return "cli"
-
-
 def _store(feed: ParsedFeed, source: str, age: timedelta | None) -> ImportCounts:
     import asyncpg
     from sqlalchemy.exc import DBAPIError
@@ -104,11 +95,10 @@ def _store(feed: ParsedFeed, source: str, age: timedelta | None) -> ImportCounts
     where = settings.database_url.split("@")[-1]  # never print credentials
 
     async def run() -> ImportCounts:
-        engine = create_engine(settings, pool_size=1)
-        try:
-            return await import_feed(engine, feed, source=source, expire_after=age, actor=_actor())
-        finally:
-            await engine.dispose()
+        async with open_repositories(settings, pool_size=1) as repositories:
+            return await Indicators(repositories, rates=None).import_feed(
+                operator(), feed, source=source, expire_after=age
+            )
 
     try:
         return asyncio.run(run())

@@ -4,15 +4,16 @@ every way a request can go wrong to a one-line message and an exit code."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-# Exit codes of the client commands; scripts rely on them.
+from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, exit_code_for_status
+
+# Exit codes of the client commands besides the refusals' (api/errors.py); scripts rely on them.
 EXIT_DONE = 0
-EXIT_BAD_INPUT = 2  # also click's code for a usage error
-EXIT_UNREACHABLE = 3
 EXIT_TASK_FAILED = 4
 
 HTTP_TIMEOUT_S = 15.0
@@ -24,6 +25,15 @@ class ClientError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How the client commands reach the api, given as the command line's context object
+    (`app(obj=Connection(...))`): `transport` answers HTTP without a server (an
+    httpx.MockTransport in tests); None is the network."""
+
+    transport: httpx.AsyncBaseTransport | None = None
 
 
 def default_url() -> str:
@@ -84,14 +94,15 @@ class ApiClient:
 
 
 def refusal(response: httpx.Response, sent_token: bool) -> ClientError:
-    """A non-2xx answer as a one-line error with its exit code."""
+    """A non-2xx answer as a one-line error with its exit code (api/errors.py)."""
     status, detail = response.status_code, _detail(response)
+    code = exit_code_for_status(status)
     if status == 401:
         hint = "the token was refused" if sent_token else "pass --token or set SCAMTRAIL_TOKEN"
-        return ClientError(f"not authenticated ({detail}): {hint}", EXIT_BAD_INPUT)
-    if status == 429 or status >= 500:
-        return ClientError(f"the api could not serve this ({status}): {detail}", EXIT_UNREACHABLE)
-    return ClientError(f"refused ({status}): {detail}", EXIT_BAD_INPUT)
+        return ClientError(f"not authenticated ({detail}): {hint}", code)
+    if code == EXIT_UNREACHABLE:
+        return ClientError(f"the api could not serve this ({status}): {detail}", code)
+    return ClientError(f"refused ({status}): {detail}", code)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
-from api.cli_http import EXIT_BAD_INPUT, EXIT_UNREACHABLE, ApiClient, ClientError
+from api.cli.http import ApiClient, ClientError
+from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, exit_code_for_close
+from domain.task import FINISHED as TERMINAL_STEPS
 
-TERMINAL_STEPS = frozenset({"completed", "failed", "cancelled"})
 RECONNECTS = 5  # consecutive failed connects before the api counts as gone
-_REFUSED = {4400: EXIT_BAD_INPUT, 4401: EXIT_BAD_INPUT, 4403: EXIT_BAD_INPUT, 4404: EXIT_BAD_INPUT}
 
 Handler = Callable[[dict[str, Any]], None]
 
@@ -49,8 +49,9 @@ async def follow(api: ApiClient, task_id: str, on_event: Handler) -> str:
             raise ClientError(f"the progress socket was refused ({status})", exit_code) from None
         except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosedError) as error:
             last_error = error
-        if code in _REFUSED:
-            raise ClientError(f"the progress socket was closed ({code})", _REFUSED[code])
+        refused = exit_code_for_close(code)
+        if refused is not None:  # a refusal for good; other closes are worth a reconnect
+            raise ClientError(f"the progress socket was closed ({code})", refused)
         # The server closed (idle timeout, restart) or the socket broke: resume after `after`,
         # but a socket that keeps failing without a single new event means the api is gone.
         failures += 1

@@ -1,0 +1,68 @@
+"""`scamtrail up`: the whole system on one machine, for development."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from api import dev_auth
+from api.cli import auth, database
+from infrastructure.settings import Settings, load_settings
+
+console = Console(stderr=True)
+log = logging.getLogger(__name__)
+EXIT_ALREADY_RUNNING = 5  # another `up` owns this directory's embedded services
+
+
+def _note(text: str) -> None:
+    console.print(f"[dim]{text}[/]")
+
+
+def up(
+    port: int | None = typer.Option(None, help="Port of the api (default: SCAMTRAIL_PORT)."),
+    host: str = typer.Option("127.0.0.1", help="Interface the api listens on."),
+) -> None:
+    """Start the system: migrate, load the seed data into an empty database, then run the api,
+    the relay and a worker, each as a child process of this one (api/up_processes.py).
+
+    Without SCAMTRAIL_DATABASE_URL / SCAMTRAIL_REDIS_URL it starts an embedded PostgreSQL /
+    Redis first, their data in ./.scamtrail/ (a restart keeps every task)."""
+    from infrastructure.embedded import AlreadyRunning, embedded_services
+
+    overrides: dict[str, object] = {"port": port} if port else {}
+    with contextlib.ExitStack() as services:
+        try:
+            urls = services.enter_context(embedded_services(Path(".scamtrail"), say=_note))
+        except AlreadyRunning as error:
+            console.print(f"[red]{error}[/]")
+            raise typer.Exit(EXIT_ALREADY_RUNNING) from None
+        settings = load_settings(**overrides, **urls)
+        database.seed_database(settings)
+        console.print(
+            f"[green]scamtrail is up:[/] http://{host}:{settings.port}/ (console),"
+            f" http://{host}:{settings.port}/docs (api),"
+            f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
+        )
+        if dev_auth.up_may_print_token(settings):
+            auth.print_dev_token(settings)
+        else:
+            console.print(dev_auth.MINT_HINT, soft_wrap=True, markup=False, highlight=False)
+        asyncio.run(whole_system(settings, host))  # inside: the embedded services outlive it
+
+
+async def whole_system(settings: Settings, host: str) -> None:
+    """api + relay + one worker, each its own process, stopped together by Ctrl-C. One that
+    ends by itself stops the others, and `up` with them (exit 1)."""
+    from api.up_processes import part_commands, part_environment, supervise
+
+    ended = await supervise(part_commands(host, settings.port), part_environment(settings))
+    if ended is not None:
+        how = f"signal {-ended.code}" if ended.code < 0 else f"exit code {ended.code}"
+        log.error("the %s ended (%s) while scamtrail was up: stopped the rest", ended.name, how)
+        console.print(f"[red]the {ended.name} ended unexpectedly ({how}): scamtrail stopped[/]")
+        raise typer.Exit(1)
