@@ -164,7 +164,7 @@ class BodySizeLimit:
 class RefuseNulInUrl:
     """ASGI middleware: a NUL character in the path or query string is refused (422, or close
     4400 on a socket) before any route sees it: PostgreSQL cannot store or compare text with
-    NUL, so letting one through turns a bad request into a 500 (found by the OpenAPI fuzzer)."""
+    NUL, so letting one through turns a bad request into a 500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -4,7 +4,7 @@ Prints JSON. Runs real processes: `scamtrail relay` and `scamtrail api` (uvicorn
 clients in separate processes (so the clients do not steal the api's CPU in-process).
 
 1. Relay latency, commit -> Redis, at `--rate` events/s (one event per append, over 100 tasks);
-   in the same run each append is also PUBLISHed straight after it returns (the seed's design,
+   in the same run each append is also PUBLISHed straight after it returns (the naive design,
    which loses events when the publisher crashes between the two): both as p50/p99, and a ratio.
    Arrivals are timed by a subscriber in a process of its own.
 2. End-to-end commit -> WebSocket client, with 1,000 and 5,000 open sockets on one api process
@@ -117,7 +117,7 @@ async def client_main(urls: list[str]) -> None:
 
 async def listener_main(prefix: str) -> None:
     """Arrival time of every message on the benchmark's channels, by event id: relayed (the
-    relay's task channels) and direct (the seed's PUBLISH after append). Runs until stdin
+    relay's task channels) and direct (the naive PUBLISH after append). Runs until stdin
     closes, then prints JSON."""
     redis = Redis.from_url(bench_redis_url())
     pubsub = redis.pubsub()
@@ -226,7 +226,7 @@ async def relay_latency(
             await store.append(task, [event], versions[task])
             versions[task] += 1
             committed[str(event.event_id)] = time.time()
-            # The seed's design: publish straight after the append, from the writer.
+            # The naive design: publish straight after the append, from the writer.
             body = {"event_id": str(event.event_id), "seq": versions[task]}
             await redis.publish(f"direct:{task}", json.dumps(body))
 

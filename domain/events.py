@@ -21,7 +21,7 @@ from domain.errors import UnknownEventType
 Kind = Literal["sms", "email", "url", "phone", "text"]
 Verdict = Literal["scam", "suspicious", "safe"]
 
-# The seed's step names (DESIGN.md, wire format); `cancelled` is ours.
+# The wire format's step names (DESIGN.md, wire format); `cancelled` is ours.
 Step = Literal[
     "entity_extraction",
     "scam_db",
@@ -121,7 +121,7 @@ class ToolCallFailed(DomainEvent):
 
 
 class ProgressReported(DomainEvent):
-    """Free-form progress: the seed's `ProgressPublisher.publish(message, percent, step, tool)`."""
+    """Free-form progress as an agent reports it: `publish(message, percent, step, tool)`."""
 
     message: str
     percent: int = Field(ge=0, le=100)

@@ -1,8 +1,9 @@
 """Event → progress message: the wire format clients see (DESIGN.md, Wire format).
 
-Every message keeps the seed's fields — step, tool, message, percent, timestamp, error — so the
-seed's JavaScript and Swift clients work unmodified, and adds seq, task_id, event_id, event_type
-and data. A pure function: the relay, the WebSocket history and SSE all call `progress_message`.
+Every message keeps the original wire fields — step, tool, message, percent, timestamp, error —
+so the first JavaScript and Swift clients work unmodified, and adds seq, task_id, event_id,
+event_type and data. A pure function: the relay, the WebSocket history and SSE all call
+`progress_message`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def heartbeat_message(now: datetime) -> dict[str, Any]:
 
 
 def connected_message(task_ids: list[str], now: datetime, *, after: int = 0) -> dict[str, Any]:
-    """The first message on a socket (the seed's "connected"); history follows it."""
+    """The first message on a socket (`connected`); history follows it."""
     what = ", ".join(task_ids) if task_ids else "your tenant's tasks"
     return {
         "step": "connected",
@@ -69,7 +70,7 @@ def connected_message(task_ids: list[str], now: datetime, *, after: int = 0) -> 
 
 
 def error_message(text: str, now: datetime) -> dict[str, Any]:
-    """The seed's error message: `{"step": "failed", "error": true, "message": ...}`."""
+    """The wire's error message: `{"step": "failed", "error": true, "message": ...}`."""
     return {
         "step": "failed",
         "tool": None,

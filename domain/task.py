@@ -25,7 +25,7 @@ FINISHED: frozenset[Status] = frozenset({"completed", "failed", "cancelled"})
 
 PREVIEW_CHARS = 280
 
-# Where a task stands, in percent, once a step has reported (the seed's numbers: entity
+# Where a task stands, in percent, once a step has reported (the wire format's numbers: entity
 # extraction 10, tools between 20 and 80, reasoning 90, completed 100).
 STEP_PERCENT: dict[str, int] = {
     "entity_extraction": 10,

@@ -169,8 +169,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Run a worker until it is stopped (SIGINT / SIGTERM) or, with `burst`, the queue is empty.
 
     arq's poll loop has no retry: a Redis restart or failover ends `Worker.run` with a
-    ConnectionError, and the whole process used to exit with it (found by the chaos suite). The
-    api and the relay ride Redis outages out; so does this: a fresh Worker is built and run
+    ConnectionError, which would end the whole process. The api and the relay ride Redis
+    outages out; so does this: a fresh Worker is built and run
     again, with backoff, until Redis answers. Jobs running at the time finish first (arq's close
     waits for them); their arq state went with the restarted Redis, and the sweep re-enqueues
     whatever is left unfinished."""

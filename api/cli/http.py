@@ -86,7 +86,7 @@ class ApiClient:
         raise refusal(response, self.token is not None)
 
     def websocket_url(self, task_id: str, after: int) -> str:
-        """The seed's progress socket; the token goes in the query string (browsers cannot set
+        """The one-task progress socket; the token goes in the query string (browsers cannot set
         headers on a WebSocket, so the server reads `?token=`)."""
         base = "ws" + self.url[len("http") :]
         url = f"{base}/ws/agent-progress/{quote(task_id, safe='')}?after={after}"

@@ -62,7 +62,7 @@ async def follow(api: ApiClient, task_id: str, on_event: Handler) -> str:
 
 
 def _check_refusal(message: dict[str, Any]) -> None:
-    """The server's refusal is the seed's error message without a seq, then a 44xx close."""
+    """The server's refusal is the wire's error message without a seq, then a 44xx close."""
     if message.get("step") == "failed" and message.get("error"):
         text = f"the progress socket was refused: {message.get('message')}"
         raise ClientError(text, EXIT_BAD_INPUT)

@@ -66,7 +66,7 @@ export function describe(error) {
   return `The server refused this (${error.status}): ${error.message}`;
 }
 
-/** The seed's progress socket for a task, resuming after `after`, with the token. */
+/** The one-task progress socket for a task, resuming after `after`, with the token. */
 export function progressUrl(taskId, after = 0) {
   const url = new URL(`/ws/agent-progress/${encodeURIComponent(taskId)}`, window.location.href);
   url.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';

@@ -1,4 +1,4 @@
-// Live progress of one task over the seed's WebSocket: the stepper, a progress bar and every
+// Live progress of one task over the one-task WebSocket: the stepper, a progress bar and every
 // message in order (folded away under the stepper).
 
 import { h } from './dom.js';

@@ -1,4 +1,4 @@
-// The seed's stepper, for app clients and the console alike: the steps of an analysis with an
+// The step-by-step view, for app clients and the console alike: the steps of an analysis with an
 // icon for each one's state, the wire's percentages, and the tool at work now. Fed one progress
 // message at a time (live, or a finished task's timeline replayed).
 

@@ -1,5 +1,5 @@
 // Names for people: the wire's step and tool names are for programs ("scam_db"); the analyst
-// reads these. The percentages are the seed's: what a step's progress message carries.
+// reads these. The percentages are the wire's: what a step's progress message carries.
 
 export const STAGES = [
   { step: 'entity_extraction', label: 'Reading the message', percent: 10 },

@@ -1,4 +1,5 @@
-"""Live progress endpoints: the seed's WebSocket, a multi-task WebSocket, and SSE.
+"""Live progress endpoints: the one-task WebSocket (the original wire format), a multi-task
+WebSocket, and SSE.
 
 Each turns a connection into a `Follow` and hands it to `api.streaming.progress_stream`; what is
 left here is the transport: accept, authenticate, validate, send, notice the client leaving, and
@@ -48,9 +49,9 @@ READERS = (
 
 @router.websocket("/ws/agent-progress/{task_id}")
 async def agent_progress(websocket: WebSocket, task_id: str) -> None:
-    """The seed's endpoint: `connected`, the task's history, then live events until it ends.
-    `?after=<seq>` resumes after a reconnect. The token: `Authorization: Bearer`, the
-    subprotocols `bearer, <token>`, or `?token=`."""
+    """The one-task endpoint, as the first mobile and web clients use it: `connected`, the
+    task's history, then live events until it ends. `?after=<seq>` resumes after a reconnect.
+    The token: `Authorization: Bearer`, the subprotocols `bearer, <token>`, or `?token=`."""
     caller = await _accept(websocket)
     if caller is None:
         return
@@ -324,8 +325,8 @@ async def _pump(
     """Send what the delivery loop yields. A failed send means the client is gone (the receive
     loop notices and cleans up); a failure of the loop itself closes the socket with a code the
     client can act on: 1013 "try again later" when PostgreSQL is unreachable, 1011 for a bug.
-    Either way the client reconnects with `after=<seq>` and loses nothing. (Once, a database
-    error was taken for a client gone and the socket stayed open with nothing ever sent.) A
+    Either way the client reconnects with `after=<seq>` and loses nothing; a database error is
+    never taken for a client gone, which would leave a socket open with nothing to send. A
     send that waits past `send_timeout` returns _STALLED: the client stopped reading."""
     sent = metrics.messages_sent.labels("ws")
     try:

@@ -143,7 +143,7 @@ async def test_submit_and_watch_live_then_the_verdict_leads(console: Console, wi
         await page.wait_for_url(re.compile(r"#/tasks/[^/?]+$"))
         task_id = page.url.split("#/tasks/")[1]
 
-        # Live: the stepper names each step for people, with the seed's percentages, and says
+        # Live: the stepper names each step for people, with the wire's percentages, and says
         # which tool is at work.
         stepper = page.locator("#stepper li.stage")
         await expect(stepper).to_have_count(len(STAGES))

@@ -40,7 +40,7 @@ async def few_reviews(app_settings: Settings) -> AsyncIterator[httpx.AsyncClient
         yield client
 
 
-# 30: more analysts at once than the retries a decision used to get (10), so that some reviews
+# 30: more analysts at once than a small fixed number of retries could absorb, so that some reviews
 # ran out of retries and were 409.
 @pytest.mark.parametrize("analysts", [10, 30])
 async def test_concurrent_reviews_of_one_task_all_land(

@@ -206,7 +206,7 @@ async def test_a_signed_token_with_an_expiry_beyond_any_date_is_401(
 
 
 async def test_a_prune_age_beyond_a_century_is_422(api: httpx.AsyncClient) -> None:
-    """Found by the OpenAPI fuzzer: the age parser's command-line error became a 500."""
+    """A bad age is a 4xx naming the problem, never a 500."""
     response = await api.post(
         "/admin/tasks/prune", params={"older_than": "984114h"}, headers=bearer(roles=["admin"])
     )

@@ -1,5 +1,5 @@
 """AnalysisStarted: a worker has the task; a resumed run tells clients where the task stood, so
-their progress bar never goes back (the seed's clients show `percent` as it comes)."""
+their progress bar never goes back (clients show `percent` as it comes)."""
 
 from __future__ import annotations
 

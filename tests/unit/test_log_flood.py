@@ -41,8 +41,8 @@ def test_a_flood_of_tracebacks_is_one_line_then_a_count_per_interval(
     logged: tuple[logging.Logger, io.StringIO, Clock],
 ) -> None:
     logger, out, clock = logged
-    for i in range(145_000):
-        clock.now = i * 30 / 145_000  # 145k in 30 s
+    for i in range(15_000):
+        clock.now = i * 30 / 15_000  # 500 a second for 30 s
         try:
             raise ConnectionResetError("Connection reset by peer")
         except ConnectionResetError:
