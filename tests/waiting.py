@@ -159,3 +159,22 @@ async def wait_for_log(
     except NotInTime as error:
         raise NotInTime(f"{error}\n{process.output()[-2000:]}") from None
     return loop.time() - began
+
+
+async def readable(store: Any, *appended: Any, within: float = 10.0) -> None:
+    """Wait until `read_all` can return every event of `appended` (append results).
+
+    The whole-log read returns an event only once no transaction that began before its commit is
+    still running anywhere on the PostgreSQL server (infrastructure/event_store.py, `read_all`):
+    on a busy server, the benchmarks' or another test run's transactions hold it back for a
+    moment. A test that reads the whole log right after appending waits for that moment here."""
+    cursors = [r.cursor for result in appended for r in result.recorded]
+    if not cursors:
+        return
+    newest = max(cursors)
+    await eventually(
+        store.log_end,
+        until=lambda end: end >= newest,
+        within=within,
+        what=f"the log's end to reach {newest}",
+    )

@@ -17,6 +17,7 @@ from domain.log import LOG_START, EventMetadata, LogCursor, NewEvent
 from infrastructure.event_log import EventLog
 from infrastructure.memory_store import UnstorableEvent
 from tests.factories import new, progress, submitted
+from tests.waiting import readable
 
 
 def stream() -> str:
@@ -155,7 +156,7 @@ async def test_append_returns_the_events_as_recorded(store: EventLog) -> None:
 
 
 async def test_cursor_round_trips_through_its_string_form(store: EventLog) -> None:
-    await store.append("s", [submitted(), progress()], 0)
+    await readable(store, await store.append("s", [submitted(), progress()], 0))
     first, second = await store.read_all()
     cursor = LogCursor.parse(str(first.cursor))
     assert [r.event_id for r in await store.read_all(cursor)] == [second.event_id]
@@ -165,7 +166,7 @@ async def test_the_whole_log_is_read_in_append_order_page_by_page(store: EventLo
     a, b = stream(), stream()
     await store.append(a, [submitted()], 0)
     await store.append(b, [submitted(), progress(10)], 0)
-    await store.append(a, [progress(20)], 1)
+    await readable(store, await store.append(a, [progress(20)], 1))
     read, cursor = [], LOG_START
     while page := await store.read_all(cursor, limit=2):
         assert all(r.cursor > cursor for r in page) and len(page) <= 2
@@ -181,11 +182,12 @@ async def test_reading_on_from_the_log_end_returns_only_what_comes_after(
 ) -> None:
     assert await store.log_end() == LOG_START
     assert await store.read_all(await store.log_end()) == []
-    await store.append(stream(), [submitted(), progress()], 0)
+    await readable(store, await store.append(stream(), [submitted(), progress()], 0))
     end = await store.log_end()
     assert end == (await store.read_all())[-1].cursor
     assert await store.read_all(end) == []
     later = await store.append(stream(), [submitted()], 0)
+    await readable(store, later)
     assert [r.event_id for r in await store.read_all(end)] == [later.recorded[0].event_id]
 
 

@@ -26,7 +26,7 @@ from tests.e2e.progress_stack import (
     start_relay,
     submit,
 )
-from tests.waiting import eventually
+from tests.waiting import eventually, wait_for_log
 
 pytestmark = pytest.mark.e2e
 
@@ -85,6 +85,9 @@ async def test_redis_outage_loses_nothing(
             record(f"{ws}/ws/agent-progress/{task}", within=40, connected=connected)
         )
         await eventually(connected.is_set, within=10, what="connected during the outage")
+        # The relay meets the outage once it reads versions 5-7; on a busy PostgreSQL server
+        # other transactions can hold that read back for a while (event_store.read_all).
+        await wait_for_log(relay, "Redis unreachable", within=30)
 
         started.append(start_redis(redis_port, tmp_path / "redis2.log"))
         await append_steps(store, task, steps[6:], after=7, pause=0.05)

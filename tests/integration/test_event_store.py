@@ -18,6 +18,7 @@ from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings
 from tests.factories import new, progress, submitted
+from tests.waiting import readable
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +136,7 @@ async def test_a_tolerant_global_read_passes_an_unreadable_event_on(store: Event
     sid = stream()
     await store.append(sid, [submitted()], 0)
     await store_foreign_event(store, sid, 2, "FromTheFuture")
-    await store.append(sid, [progress()], 2)
+    await readable(store, await store.append(sid, [progress()], 2))
 
     with pytest.raises(UnknownEventType):
         await store.read_all()
@@ -160,7 +161,7 @@ async def test_a_tolerant_global_read_passes_unreadable_metadata_on(store: Event
             ),
             {"s": sid, "id": uuid.uuid4()},
         )
-    await store.append(sid, [progress()], 2)
+    await readable(store, await store.append(sid, [progress()], 2))
     with pytest.raises(ValidationError):
         await store.read_all()
     _, odd, third = await store.read_all(tolerant=True)

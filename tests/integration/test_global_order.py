@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.log import LOG_START
 from infrastructure.event_store import EventStore
 from tests.factories import progress, submitted
+from tests.waiting import readable
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +70,13 @@ async def test_an_event_that_commits_late_is_not_skipped(store: EventStore) -> N
 
     async with store.transaction() as slow:
         held = await store.append("slow", [submitted()], 0, conn=slow)  # takes position 1
-        await store.append("fast", [submitted()], 0)  # takes position 2, commits first
+        fast = await store.append("fast", [submitted()], 0)  # takes position 2, commits first
         await naive.poll()
         await reader.poll()
         assert held.positions == (1,)
         assert len(naive.seen) == 1  # the naive reader moved its cursor past position 1 ...
         assert reader.seen == []  # ... the store's reader waits for the older transaction
+    await readable(store, held, fast)  # and any other transaction on a busy server
     await naive.poll()
     await reader.poll()
 
