@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from api import auth, errors, metrics
 from api.limits import BodySizeLimit, RefuseNulInUrl, SocketCounter, has_nul
+from api.mcp.http import McpEndpoint
 from api.redaction import install_redaction
 from api.routes import admin, api_docs, console, health, indicators, task_reads, tasks
 from api.routes import stream as progress_routes
@@ -74,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _log_auth_mode(settings)
         async with open_services(settings) as services:
             app.state.services = services
-            yield
+            # MCP over streamable HTTP at /mcp (api/mcp): its session manager runs with the app.
+            async with app.state.mcp.running(
+                services, app.state.stream_metrics, app.state.verifier
+            ):
+                yield
 
     app = ScamtrailApi(
         direct_sockets=[r for r in progress_routes.router.routes if isinstance(r, WebSocketRoute)],
@@ -107,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard_router, responses=AUTH_RESPONSES)
     app.include_router(console.router)
     app.include_router(api_docs.router)
+    app.state.mcp = McpEndpoint()
+    app.add_route("/mcp", app.state.mcp, ["GET", "POST", "DELETE"], include_in_schema=False)
     return app
 
 

@@ -33,6 +33,21 @@ def up_may_print_token(settings: Settings) -> bool:
     return settings.auth_disabled or settings.jwt_secret is None or verifies_with_public_key
 
 
+NO_DEV_SECRET = (
+    "no developer secret here (./.scamtrail/dev-jwt-secret) and SCAMTRAIL_JWT_SECRET is not set:"
+    " run this in the directory where `scamtrail up` runs, or set SCAMTRAIL_JWT_SECRET"
+)
+
+
+def may_sign_here(settings: Settings) -> bool:
+    """Whether `scamtrail token` may sign: with a configured secret, or the developer secret
+    `scamtrail up` created in this directory. A new developer secret made anywhere else would
+    sign tokens the running api refuses."""
+    if settings.jwt_secret is not None or settings.jwt_public_key or settings.jwt_jwks_file:
+        return True  # a public key: dev_token says tokens come from the issuer
+    return Path(settings.dev_jwt_secret_file).exists()
+
+
 class CannotSign(RuntimeError):
     """The api verifies with a public key: tokens come from the identity provider."""
 

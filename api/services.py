@@ -15,6 +15,7 @@ from api.limits import TenantRates
 from infrastructure.analysis_queue import enqueue_analysis
 from infrastructure.event_store import EventStore
 from infrastructure.hub import ProgressHub
+from infrastructure.mcp_streams import McpStreams
 from infrastructure.redis_client import create_redis
 from infrastructure.relay_status import RelayStatusReader
 from infrastructure.repositories import open_repositories
@@ -31,6 +32,7 @@ class Services:
     hub: ProgressHub  # the process's one Redis Pub/Sub subscription, shared by all sockets
     schema: SchemaProbe  # /readyz: the migration the database is at
     relay_status: RelayStatusReader  # /metrics: the relay's checkpoint and lag
+    mcp_streams: McpStreams  # the MCP endpoint's resumable streams (api/mcp)
 
 
 @asynccontextmanager
@@ -62,6 +64,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     hub,
                     repos.schema,
                     repos.relay_status,
+                    repos.mcp_streams,
                 )
             finally:
                 await hub.stop()

@@ -70,6 +70,22 @@ async def ensure_database(database_url: str) -> bool:
         await conn.close()
 
 
+async def database_answers(database_url: str, within_s: float = 3.0) -> str | None:
+    """None if PostgreSQL at the URL answers a query within `within_s`, else why not (the
+    error's type only: its text may quote the URL)."""
+    url = make_url(async_database_url(database_url)).set(drivername="postgresql")
+    try:
+        async with asyncio.timeout(within_s):
+            conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+            try:
+                await conn.fetchval("SELECT 1")
+            finally:
+                await conn.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        return type(error).__name__
+    return None
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from infrastructure.settings import Settings
 
@@ -17,3 +18,15 @@ def create_redis(settings: Settings) -> Redis:
         decode_responses=False,
     )
     return client
+
+
+async def redis_answers(redis_url: str, within_s: float = 3.0) -> str | None:
+    """None if Redis at the URL answers PING within `within_s`, else the error's type."""
+    client = Redis.from_url(redis_url, socket_connect_timeout=within_s, socket_timeout=within_s)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as error:
+        return type(error).__name__
+    finally:
+        await client.aclose()
+    return None

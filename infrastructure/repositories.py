@@ -22,6 +22,7 @@ from infrastructure.event_store import EventStore
 from infrastructure.feeds import ImportCounts, ParsedFeed, import_feed
 from infrastructure.indicator_log import IndicatorLog
 from infrastructure.indicators import IndicatorRepository
+from infrastructure.mcp_streams import McpStreams
 from infrastructure.projection_rebuild import Projections
 from infrastructure.relay_status import RelayStatusReader
 from infrastructure.schema_probe import SchemaProbe
@@ -42,6 +43,7 @@ class Repositories:
         self.projections = Projections(engine)
         self.relay_status = RelayStatusReader(engine)
         self.schema = SchemaProbe(engine)
+        self.mcp_streams = McpStreams(engine)  # resumable MCP streams (api/mcp)
 
     async def dashboard(self, tenant: str, days: int) -> Dashboard:
         """The tenant's dashboard figures (infrastructure/dashboard_queries.py)."""

@@ -97,6 +97,22 @@ async def sweep_lost_tasks(ctx: dict[str, Any]) -> int:
     return requeued
 
 
+class QuietSweep(logging.Filter):
+    """Drops arq's INFO lines about the sweep (its start, and its end with the count), written
+    every `sweep_interval_s` whether or not it found anything. The sweep logs a warning of its
+    own when it re-enqueued tasks; arq's warnings and errors about it are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(a, str) and SWEEP_JOB in a for a in args)
+
+
+SWEEP_JOB = f"cron:{sweep_lost_tasks.__name__}"
+_quiet_sweep = QuietSweep()
+
+
 def build_worker(
     settings: Settings,
     *,
@@ -107,6 +123,7 @@ def build_worker(
     """An arq worker for the analyses. Its tools come from `toolbox`, else from the factory
     `settings.toolbox` names, else the built-in ones (workers.toolbox)."""
     build_toolbox = toolbox or toolbox_factory(settings)
+    logging.getLogger("arq.worker").addFilter(_quiet_sweep)  # once: a filter is added once
 
     async def startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings, application_name="scamtrail-worker")

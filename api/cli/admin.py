@@ -13,13 +13,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.application.admin import Admin, age_from_text
 from api.cli.operator import operator
+from api.cli.stack import stack_settings
 from infrastructure.indicator_projection import IndicatorRebuild
 from infrastructure.projection_rebuild import RebuildReport
 from infrastructure.repositories import open_repositories
-from infrastructure.settings import load_settings
 
 projections = typer.Typer(help="Projections of the event log.", no_args_is_help=True)
-tasks = typer.Typer(help="Tasks: list and retention.", no_args_is_help=True)
+tasks = typer.Typer(help="Tasks: list, watch live, retention.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
@@ -35,7 +35,7 @@ def parse_age(text: str) -> timedelta:
 def rebuild(batch: int = typer.Option(500, min=1, max=10_000, help="Tasks per batch.")) -> None:
     """Recompute every task row, and the known indicators, from the log; report how many task
     rows changed."""
-    settings = load_settings()
+    settings = stack_settings("database_url")
 
     async def run(progress: Progress) -> tuple[RebuildReport, IndicatorRebuild]:
         bar = progress.add_task("rebuilding", total=None)
@@ -63,7 +63,7 @@ def prune(
 ) -> None:
     """Delete whole streams of tasks that finished longer ago than --older-than."""
     age = parse_age(older_than)
-    settings = load_settings()
+    settings = stack_settings("database_url")
 
     async def run() -> int:
         async with open_repositories(settings, pool_size=1) as repositories:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from api import dev_auth
 from api.application.caller import ROLES
 from api.cli.admin import parse_age
 from api.dev_auth import CannotSign, dev_token
@@ -27,6 +28,9 @@ def token(
     if unknown:
         raise typer.BadParameter(f"unknown roles: {', '.join(sorted(unknown))}")
     settings = load_settings()
+    if not dev_auth.may_sign_here(settings):
+        console.print(f"[red]{dev_auth.NO_DEV_SECRET}[/]", soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
     lifetime = parse_age(ttl)
     if lifetime.total_seconds() > settings.max_token_lifetime_s:
         most = settings.max_token_lifetime_s

@@ -16,7 +16,8 @@ from typing import Any, get_args
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.measure import Measurement
+from rich.table import Column, Table
 
 from api.cli.http import (
     EXIT_DONE,
@@ -26,7 +27,7 @@ from api.cli.http import (
     Connection,
     default_url,
 )
-from api.cli.live import LiveView, follow
+from api.cli.live import LiveView, event_line, follow, watch_tenant
 from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from domain import events as ev
 
@@ -34,7 +35,10 @@ out = Console(soft_wrap=True)  # results: what a pipe gets, one line per line
 err = Console(stderr=True)  # progress and errors
 
 Url = typer.Option(
-    None, "--url", help="The api (default http://127.0.0.1:$SCAMTRAIL_PORT or :8000)."
+    None,
+    "--url",
+    help="The api (default: http://127.0.0.1:$SCAMTRAIL_PORT, else the `scamtrail up` running"
+    " in this directory, else http://127.0.0.1:8000).",
 )
 Token = typer.Option(None, "--token", envvar="SCAMTRAIL_TOKEN", help="Bearer token.")
 KINDS: tuple[str, ...] = get_args(ev.Kind)
@@ -47,7 +51,15 @@ def analyze(
         ..., help="The suspicious message, URL or number; - reads stdin."
     ),
     kind: str = typer.Option("text", help=f"What it is: {', '.join(KINDS)}."),
-    as_json: bool = Json,
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print one JSON result document at the end: task id, status, verdict, score,"
+        " confidence, and the reasons with the seqs of their events.",
+    ),
+    events: bool = typer.Option(
+        False, "--events", help="Print every progress event as a JSON line as it arrives."
+    ),
     wait: float = typer.Option(300.0, min=1, help="Seconds to wait for the verdict."),
     url: str | None = Url,
     token: str | None = Token,
@@ -64,22 +76,61 @@ def analyze(
         task_id = str(accepted["task_id"])
         try:
             async with asyncio.timeout(wait):
-                if as_json:
-                    step = await follow(api, task_id, lambda m: print(json.dumps(m), flush=True))
-                else:
-                    err.print(f"task [bold]{task_id}[/] submitted")
-                    with LiveView(err) as view:
-                        step = await follow(api, task_id, view.show)
+                step = await _follow_shown(api, task_id, events=events, quiet=as_json)
         except TimeoutError:
             raise ClientError(
                 f"task {task_id} did not finish within {wait:.0f} s: is a worker running?",
                 EXIT_UNREACHABLE,
             ) from None
         if as_json:
+            result = await task_result(api, task_id)
+            print(json.dumps(result), flush=True)
+            return EXIT_DONE if result["status"] == "completed" else EXIT_TASK_FAILED
+        if events:
             return EXIT_DONE if step == "completed" else EXIT_TASK_FAILED
         return await _show_outcome(api, task_id)
 
     _run(ctx, url, token, run)
+
+
+async def _follow_shown(api: ApiClient, task_id: str, *, events: bool, quiet: bool) -> str:
+    """Follow the task to its end: its events as JSON lines on stdout (`--events`), nothing
+    (`--json` alone: stdout is the result document), or the live view on stderr."""
+    if events:
+        return await follow(api, task_id, lambda m: print(json.dumps(m), flush=True))
+    if quiet:
+        return await follow(api, task_id, lambda _: None)
+    err.print(f"task [bold]{task_id}[/] submitted")
+    with LiveView(err) as view:
+        return await follow(api, task_id, view.show)
+
+
+async def task_result(api: ApiClient, task_id: str) -> dict[str, Any]:
+    """The `analyze --json` document: the task's outcome, each reason with the seqs of the
+    events it rests on (`scamtrail timeline` shows them)."""
+    task = await api.call("GET", f"/tasks/{task_id}")
+    audit = await api.call("GET", f"/tasks/{task_id}/audit")
+    verdict = audit.get("verdict") or {}
+    return {
+        "task_id": task_id,
+        "status": task["status"],
+        "verdict": verdict.get("final"),
+        "agent_verdict": verdict.get("agent"),
+        "reviewed": bool(verdict.get("reviewed")),
+        "score": verdict.get("score"),
+        "confidence": verdict.get("confidence"),
+        "verdict_seq": verdict.get("seq"),
+        "reasons": [
+            {
+                "code": reason["code"],
+                "text": reason["text"],
+                "weight": reason["weight"],
+                "seqs": [cited["seq"] for cited in reason.get("evidence", [])],
+            }
+            for reason in audit.get("reasons", [])
+        ],
+        "error": task.get("error"),
+    }
 
 
 async def _show_outcome(api: ApiClient, task_id: str) -> int:
@@ -131,7 +182,7 @@ def timeline(
                 row = (entry["recorded_at"][11:23], entry["step"], entry["tool"] or "")
                 table.add_row(str(entry["seq"]), *row, escape(entry["message"]), style=style)
         if not as_json:
-            out.print(table)
+            print_whole(table)
         return EXIT_DONE
 
     _run(ctx, url, token, run)
@@ -150,18 +201,53 @@ def list_tasks(
     async def run(api: ApiClient) -> int:
         params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
         tasks = (await api.call("GET", "/tasks", params=params))["tasks"]
-        table = Table("task", "kind", "status", "verdict", "submitted")
+        table = Table(Column("task", no_wrap=True), "kind", "status", "verdict", "submitted")
         for task in tasks:
             if as_json:
                 print(json.dumps(task))
             else:
                 row = (task["kind"], task["status"], task["final_verdict"] or "")
-                table.add_row(task["task_id"], *row, task["submitted_at"][:19])
-        if not as_json:
-            out.print(table if tasks else "[dim]no tasks yet[/]")
+                submitted = task["submitted_at"][:19].replace("T", " ")
+                table.add_row(task["task_id"], *row, submitted)
+        if not as_json and tasks:
+            print_whole(table)
+        elif not as_json:
+            out.print("[dim]no tasks yet[/]")
         return EXIT_DONE
 
     _run(ctx, url, token, run)
+
+
+def watch(
+    ctx: typer.Context,
+    as_json: bool = Json,
+    url: str | None = Url,
+    token: str | None = Token,
+) -> None:
+    """Follow every task of the token's tenant live, one line per event, until Ctrl-C
+    (an analyst's token)."""
+
+    def show(message: dict[str, Any]) -> None:
+        print(json.dumps(message) if as_json else event_line(message), flush=True)
+
+    async def run(api: ApiClient) -> int:
+        err.print(f"[dim]following the tenant's tasks at {api.url}; Ctrl-C stops[/]")
+        await watch_tenant(api, show)
+        return EXIT_DONE
+
+    _run(ctx, url, token, run)
+
+
+def print_whole(table: Table) -> None:
+    """The table at its natural width, past the terminal's (or a pipe's 80 columns) if need be:
+    a cut task id is of no use to the next command."""
+    needed = Measurement.get(out, out.options.update(width=10_000), table).maximum
+    if needed <= out.width:
+        out.print(table)
+    else:
+        Console(file=out.file, width=needed, soft_wrap=True, force_terminal=out.is_terminal).print(
+            table
+        )
 
 
 def _run(

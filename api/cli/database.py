@@ -8,11 +8,12 @@ import time
 import typer
 from rich.console import Console
 
+from api.cli.stack import stack_settings
 from api.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE
 from infrastructure.database import ensure_database, migrate_sync
 from infrastructure.repositories import open_repositories
 from infrastructure.seed import SeedCounts
-from infrastructure.settings import Settings, load_settings
+from infrastructure.settings import Settings
 
 console = Console(stderr=True)
 
@@ -27,7 +28,7 @@ def _first_line(error: object) -> str:
 
 def migrate() -> None:
     """Create the database if needed and apply every migration."""
-    migrate_database(load_settings())
+    migrate_database(stack_settings("database_url"))
 
 
 def migrate_database(settings: Settings) -> None:
@@ -59,7 +60,7 @@ def migrate_database(settings: Settings) -> None:
 
 def seed() -> None:
     """Migrate if needed, then load the seed scam indicators and reports (safe to repeat)."""
-    seed_database(load_settings())
+    seed_database(stack_settings("database_url"))
 
 
 def seed_database(settings: Settings) -> None:

@@ -37,7 +37,14 @@ class Connection:
 
 
 def default_url() -> str:
-    return f"http://127.0.0.1:{os.environ.get('SCAMTRAIL_PORT') or 8000}"
+    """SCAMTRAIL_PORT on this machine if set, else the api of the `scamtrail up` running in
+    this directory (api/cli/stack.py), else port 8000."""
+    if port := os.environ.get("SCAMTRAIL_PORT"):
+        return f"http://127.0.0.1:{port}"
+    from api.cli.stack import running
+
+    stack = running()
+    return stack.api_url if stack else "http://127.0.0.1:8000"
 
 
 def check_url(url: str) -> str:
@@ -90,6 +97,11 @@ class ApiClient:
         headers on a WebSocket, so the server reads `?token=`)."""
         base = "ws" + self.url[len("http") :]
         url = f"{base}/ws/agent-progress/{quote(task_id, safe='')}?after={after}"
+        return f"{url}&token={quote(self.token, safe='')}" if self.token else url
+
+    def tenant_socket_url(self) -> str:
+        """The socket on every task of the token's tenant (analysts only)."""
+        url = "ws" + self.url[len("http") :] + "/ws/tasks?tenant="
         return f"{url}&token={quote(self.token, safe='')}" if self.token else url
 
 

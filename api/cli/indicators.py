@@ -18,6 +18,7 @@ from rich.markup import escape
 from api.application.admin import age_from_text
 from api.application.indicators import Indicators
 from api.cli.operator import operator
+from api.cli.stack import stack_settings
 from api.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE
 from infrastructure.feeds import (
     CATEGORY,
@@ -29,7 +30,6 @@ from infrastructure.feeds import (
     read_feed,
 )
 from infrastructure.repositories import open_repositories
-from infrastructure.settings import load_settings
 
 indicators = typer.Typer(help="Known scam indicators: threat-feed imports.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -91,7 +91,7 @@ def _store(feed: ParsedFeed, source: str, age: timedelta | None) -> ImportCounts
     import asyncpg
     from sqlalchemy.exc import DBAPIError
 
-    settings = load_settings()
+    settings = stack_settings("database_url")
     where = settings.database_url.split("@")[-1]  # never print credentials
 
     async def run() -> ImportCounts:

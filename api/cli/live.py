@@ -61,6 +61,55 @@ async def follow(api: ApiClient, task_id: str, on_event: Handler) -> str:
         await asyncio.sleep(0.2 * failures)
 
 
+async def watch_tenant(api: ApiClient, on_event: Handler) -> None:
+    """Hand every event of the tenant's tasks to `on_event` until cancelled (Ctrl-C). A socket
+    the server closes (idle, restart) is opened again; RECONNECTS sockets in a row that bring
+    no message at all mean the api is gone. An event seen before a reconnect is not repeated."""
+    seen: dict[str, int] = {}  # the last seq handed on, per task
+    failures = 0
+    while True:
+        code: int | None = None
+        why: object = None
+        try:
+            async with websockets.connect(api.tenant_socket_url(), open_timeout=10) as ws:
+                async for raw in ws:
+                    failures = 0  # any message, heartbeats included: the socket works
+                    _hand_on(json.loads(raw), seen, on_event)
+                code, why = ws.close_code, f"closed with {ws.close_code}"
+        except websockets.InvalidStatus as error:
+            status = error.response.status_code
+            exit_code = EXIT_UNREACHABLE if status >= 500 else EXIT_BAD_INPUT
+            raise ClientError(f"the tasks socket was refused ({status})", exit_code) from None
+        except websockets.ConnectionClosedError as error:
+            code, why = (error.rcvd.code if error.rcvd else None), error
+        except (OSError, websockets.InvalidHandshake) as error:
+            why = error
+        refused = exit_code_for_close(code)
+        if refused is not None:
+            raise ClientError(f"the tasks socket was closed ({code})", refused)
+        failures += 1
+        if failures >= RECONNECTS:
+            raise ClientError(f"lost the tasks socket: {why}", EXIT_UNREACHABLE)
+        await asyncio.sleep(0.2 * failures)
+
+
+def _hand_on(message: dict[str, Any], seen: dict[str, int], on_event: Handler) -> None:
+    if "seq" not in message:
+        _check_refusal(message)  # or `connected`, or a heartbeat
+    elif message["seq"] > seen.get(message["task_id"], 0):
+        seen[message["task_id"]] = message["seq"]
+        on_event(message)
+
+
+def event_line(message: dict[str, Any]) -> str:
+    """One event as one plain line: time, task id (whole), step, tool, message."""
+    mark = "✗" if message.get("error") else "·"
+    when = str(message.get("timestamp") or "")[11:23]
+    tool = f" [{message['tool']}]" if message.get("tool") else ""
+    text = message.get("message") or ""
+    return f"{when} {message.get('task_id')} {mark} {message.get('step')}{tool} {text}"
+
+
 def _check_refusal(message: dict[str, Any]) -> None:
     """The server's refusal is the wire's error message without a seq, then a 44xx close."""
     if message.get("step") == "failed" and message.get("error"):

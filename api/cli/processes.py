@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import typer
 import uvicorn
 
+from api.cli.stack import stack_settings
 from api.http_guard import ConnectionGuard, connection_limit, guarded_http, raise_fd_limit
 from api.log_flood import install_repeat_limiter
 from api.runtime import settle_heap
-from infrastructure.settings import Settings, load_settings
+from infrastructure.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -28,7 +29,7 @@ def api(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 ) -> None:
     """Run the api (HTTP, WebSocket, SSE, /metrics) under uvicorn."""
-    settings = load_settings(**({"port": port} if port else {}))
+    settings = stack_settings("database_url", "redis_url", **({"port": port} if port else {}))
     DrainingServer(settings, host).run()
 
 
@@ -36,7 +37,7 @@ def relay() -> None:
     """Run the relay: publish the log to Redis Pub/Sub. Start several; one is active."""
     from workers.relay_main import run_relay
 
-    asyncio.run(run_relay(load_settings()))
+    asyncio.run(run_relay(stack_settings("database_url", "redis_url")))
 
 
 def worker(
@@ -45,7 +46,7 @@ def worker(
     """Run an arq worker: analyses, and the sweep that re-enqueues lost tasks."""
     from workers.jobs import run_worker
 
-    run_worker(load_settings(), burst=burst)
+    run_worker(stack_settings("database_url", "redis_url"), burst=burst)
 
 
 def _uvicorn_config(app: FastAPI, settings: Settings, host: str) -> uvicorn.Config:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
+import os
+import socket
 
 import typer
 from rich.console import Console
 
 from api import dev_auth
-from api.cli import auth, database
+from api.cli import auth, database, stack
+from api.errors import EXIT_BAD_INPUT
 from infrastructure.settings import Settings, load_settings
 
 console = Console(stderr=True)
@@ -35,13 +37,17 @@ def up(
     from infrastructure.embedded import AlreadyRunning, embedded_services
 
     overrides: dict[str, object] = {"port": port} if port else {}
+    check_port_free(host, load_settings(**overrides).port)
     with contextlib.ExitStack() as services:
         try:
-            urls = services.enter_context(embedded_services(Path(".scamtrail"), say=_note))
+            urls = services.enter_context(embedded_services(stack.ROOT, say=_note))
         except AlreadyRunning as error:
             console.print(f"[red]{error}[/]")
             raise typer.Exit(EXIT_ALREADY_RUNNING) from None
         settings = load_settings(**overrides, **urls)
+        if urls:  # the commands of a second terminal find these services (api/cli/stack.py)
+            here = stack.Stack(os.getpid(), stack.client_url(host, settings.port), urls)
+            services.enter_context(stack.recorded(stack.ROOT, here))
         database.seed_database(settings)
         console.print(
             f"[green]scamtrail is up:[/] http://{host}:{settings.port}/ (console),"
@@ -53,6 +59,24 @@ def up(
         else:
             console.print(dev_auth.MINT_HINT, soft_wrap=True, markup=False, highlight=False)
         asyncio.run(whole_system(settings, host))  # inside: the embedded services outlive it
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line and before anything starts, a port another server listens on: the
+    api would otherwise fail only after `up` said it was up and printed a token."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            other = port + 1 if port < 65535 else 8001
+            console.print(
+                f"[red]port {port} on {host} is taken ({error.strerror}): pick another with"
+                f" `scamtrail up --port {other}` or SCAMTRAIL_PORT={other}[/]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 async def whole_system(settings: Settings, host: str) -> None:

@@ -152,7 +152,11 @@ async def test_submit_and_watch_live_then_the_verdict_leads(console: Console, wi
             "Checking scam database"
         )
         await expect(page.locator("#stepper [data-stage=scam_db]")).to_contain_text("30 %")
-        await expect(page.locator("#current-tool")).to_contain_text("Scam database")
+        # Which tool is at work depends on when the page looks: by the time scam_db shows its
+        # 30 %, the next tool may have started. Some tool, named for people, is shown.
+        await expect(page.locator("#current-tool")).to_contain_text(
+            re.compile("Scam database|Web search|Domain reputation|Phone validator")
+        )
         await no_sideways_scroll(page, f"live_{width}")
 
         # Done: progress folds away, and the verdict with its reasons is in view.

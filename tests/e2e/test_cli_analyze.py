@@ -75,13 +75,23 @@ def test_analyze_shows_the_steps_then_the_verdict_with_reasons(api_url: str) -> 
     assert task_id in [json.loads(line)["task_id"] for line in listed.stdout.splitlines()]
 
 
-def test_analyze_json_prints_every_event_once_in_order(api_url: str) -> None:
-    done = scamtrail("analyze", PARCEL_SMS, "--json", "--url", api_url)
+def test_analyze_events_prints_every_event_once_in_order(api_url: str) -> None:
+    done = scamtrail("analyze", PARCEL_SMS, "--events", "--url", api_url)
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["step"] == "completed"
     assert {"step", "tool", "message", "percent", "timestamp", "error"} <= events[0].keys()
+
+
+def test_analyze_json_prints_one_result_document(api_url: str) -> None:
+    done = scamtrail("analyze", PARCEL_SMS, "--json", "--url", api_url)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert result["status"] == "completed" and result["verdict"] in {"scam", "suspicious"}
+    assert 0 <= result["score"] <= 1 and 0 <= result["confidence"] <= 1
+    assert result["reasons"] and all(reason["seqs"] for reason in result["reasons"]), result
 
 
 def test_unknown_task_exits_2_and_no_server_exits_3(api_url: str) -> None:

@@ -103,6 +103,10 @@ ROUTES: dict[tuple[str, str], Route] = {
         "POST", "/admin/tasks/prune", {"params": {"older_than": "0m" if c == "other" else "999d"}}
     ), 200, 200),
 }  # fmt: skip
+# MCP over streamable HTTP (api/mcp): the token is checked at the door (401) for every method;
+# roles and tenants are checked by each tool, which answers a tool error (tests/integration/
+# test_mcp.py), so any valid token opens a session.
+MCP = {("GET", "/mcp"), ("POST", "/mcp"), ("DELETE", "/mcp")}
 SOCKETS: dict[str, Callable[[World], str]] = {
     "/ws/agent-progress/{task_id}": lambda w: f"/ws/agent-progress/{w.done}",
     "/ws/tasks": lambda w: f"/ws/tasks?ids={w.done}",
@@ -160,7 +164,7 @@ def test_every_route_is_in_the_matrix(world: World) -> None:
     http = {(m, r.path) for r in routes for m in (r.methods or ()) if m != "HEAD"}
     sockets = {r.path for r in routes if isinstance(r.route, WebSocketRoute)}
     assert len(http) > len(ROUTES)  # the walk found them all, public ones included
-    missing = {k for k in http if k[1] not in PUBLIC} - ROUTES.keys()
+    missing = {k for k in http if k[1] not in PUBLIC} - ROUTES.keys() - MCP
     assert not missing, f"routes without an entry in the auth matrix: {sorted(missing)}"
     assert sockets == SOCKETS.keys()
     for path in PUBLIC & {p for _, p in http}:
@@ -183,6 +187,23 @@ def test_route(world: World, key: tuple[str, str], case: str) -> None:
         assert (world.done in listed) == (case == "right")
     if key[1] == "/admin/tasks/prune":
         assert world.client.get(f"/tasks/{world.done}", headers=auth(READERS)).status_code == 200
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_mcp(world: World, case: str) -> None:
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "matrix", "version": "1"}}}  # fmt: skip
+    headers = {**headers_for(case, READERS, ["admin"]),
+               "Accept": "application/json, text/event-stream"}  # fmt: skip
+    for method in sorted(m for m, _ in MCP):
+        kwargs: dict[str, Any] = {"json": initialize} if method == "POST" else {}
+        response = world.client.request(method, "/mcp", headers=headers, **kwargs)
+        if STATUS.get(case) == 401:
+            assert response.status_code == 401, (method, response.text)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        else:  # past the door, whatever the roles: a session opens (POST), or is wanted (400)
+            assert response.status_code == (200 if method == "POST" else 400), response.text
 
 
 @pytest.mark.parametrize("case", CASES)

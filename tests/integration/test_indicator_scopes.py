@@ -30,6 +30,7 @@ from infrastructure.task_log import TaskLog
 from infrastructure.task_queries import visible_streams
 from tests.auth import bearer
 from tests.indicator_writes import assert_indicator
+from tests.waiting import readable
 from workers.analysis import Agent, run_analysis
 from workers.toolbox import Toolbox, build_toolbox
 
@@ -309,9 +310,10 @@ async def test_indicator_events_stay_off_progress_channels_and_task_rebuilds(
     await assert_indicator(store.engine, "domain", "evil.top", "phishing", tenant=tenant)
     task_id = str(uuid.uuid4())
     submitted = ev.TaskSubmitted(content="hello", kind="sms")
-    await TaskLog(store).append(
+    appended = await TaskLog(store).append(
         task_id, [NewEvent(submitted, EventMetadata(tenant=tenant, actor="t"))], 0
     )
+    await readable(store, appended)  # the indicator's event was committed before it
     batch = [r for r in await store.read_all(limit=100) if r.metadata.tenant == tenant]
     assert {r.stream_id for r in batch} == {tenant_stream(tenant), task_id}
 

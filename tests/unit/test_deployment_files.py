@@ -118,8 +118,11 @@ def test_services_wait_for_what_they_need() -> None:
 def test_the_one_shot_service_migrates_and_seeds_as_make_up_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    command = scamtrail_services()["migrate"]["command"]
+    service = scamtrail_services()["migrate"]
+    command = service["command"]
     assert command == ["seed"], "an empty scam database: the agent finds no known indicator"
+    # The service names its database, as commands away from a `scamtrail up` must.
+    monkeypatch.setenv("SCAMTRAIL_DATABASE_URL", service["environment"]["SCAMTRAIL_DATABASE_URL"])
     steps: list[str] = []
 
     def migrate(settings: Settings) -> None:
