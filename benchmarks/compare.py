@@ -12,28 +12,11 @@ Both trees use this interpreter (the same virtualenv), so only the code differs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import BENCHMARKS, ROOT, ROWS
-
-
-def run_in(tree: Path, name: str) -> Any:
-    """One run of benchmark `name` with `tree`'s code (its JSON report)."""
-    result = subprocess.run(
-        [sys.executable, str(tree / "benchmarks" / f"{name}.py")],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(tree)},
-    )
-    return json.loads(result.stdout[result.stdout.index("{") :])
+from benchmarks.report import BENCHMARKS, ROOT, ROWS, run
 
 
 def spread(values: list[float]) -> str:
@@ -47,7 +30,7 @@ def main(baseline: Path, runs: int, only: list[str]) -> None:
     for name in names:
         for _ in range(runs):
             for label, tree in trees.items():
-                reports[label][name].append(run_in(tree, name))
+                reports[label][name].append(run(name, tree))
     print(f"{runs} alternating run(s) each; min / median / max")
     print("| benchmark | figure | baseline tree | this tree | ratio of medians |")
     print("| --- | --- | --- | --- | --- |")

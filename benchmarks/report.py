@@ -73,14 +73,15 @@ ROWS: list[Row] = [
 ]  # fmt: skip
 
 
-def run(name: str) -> Any:
+def run(name: str, tree: Path = ROOT) -> Any:
+    """One run of benchmark `name` with `tree`'s code (this checkout by default): its JSON."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py")],
-        cwd=ROOT,
+        [sys.executable, str(tree / "benchmarks" / f"{name}.py")],
+        cwd=tree,
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(tree)},
     )
     return json.loads(result.stdout[result.stdout.index("{") :])
 
