@@ -145,10 +145,15 @@ def _document_plain_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _encodable(value: Any) -> Any:
-    """`value` made JSON- and UTF-8-encodable: a 422 echoes the offending input, and a lone
-    surrogate in it ("\\ud800" in the request's JSON) or a NaN would otherwise fail the response.
-    Such a string keeps its escapes as text, such a number becomes its JSON spelling ("NaN")."""
+ECHO_DEPTH = 8  # how deep a 422 echoes the offending input; deeper parts read "..."
+
+
+def _encodable(value: Any, depth: int = 0) -> Any:
+    """`value` made JSON- and UTF-8-encodable and shallow: a 422 echoes the offending input, and
+    a lone surrogate in it ("\\ud800" in the request's JSON) or a NaN would otherwise fail the
+    response. Such a string keeps its escapes as text, such a number becomes its JSON spelling
+    ("NaN"); a structure nested deeper than `ECHO_DEPTH` is cut, so no answer (and no later
+    repr of the error) recurses through a hostile body."""
     if isinstance(value, float) and not math.isfinite(value):
         return json.dumps(value)
     if isinstance(value, str):
@@ -157,23 +162,26 @@ def _encodable(value: Any) -> Any:
         except UnicodeEncodeError:
             return value.encode(errors="backslashreplace").decode()
         return value
+    if isinstance(value, dict | list | tuple) and depth >= ECHO_DEPTH:
+        return "..."
     if isinstance(value, dict):
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
+        return {_encodable(k, depth + 1): _encodable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_encodable(item) for item in value]
+        return [_encodable(item, depth + 1) for item in value]
     return value
 
 
 def install(app: FastAPI) -> None:
     async def invalid_request(_: Request, error: Exception) -> JSONResponse:
-        """FastAPI's 422, made safe for any input it echoes (see `_encodable`)."""
+        """FastAPI's 422, made safe for any input it echoes (see `_encodable`). The error itself
+        keeps only the shallow copy: it can outlive the request in a traceback, and formatting
+        a body nested hundreds deep there would recurse."""
         assert isinstance(error, RequestValidationError)
-        try:
-            detail = _encodable(jsonable_encoder(error.errors()))
-            return JSONResponse({"detail": detail}, status_code=422)
-        except RecursionError:  # an input nested too deep to echo: say what is wrong without it
-            errors = [{k: v for k, v in e.items() if k != "input"} for e in error.errors()]
-            return JSONResponse({"detail": _encodable(jsonable_encoder(errors))}, status_code=422)
+        shallow = _encodable(list(error.errors()), depth=-2)  # the list, then each error
+        error._errors = shallow
+        error.body = None
+        detail = _encodable(jsonable_encoder(shallow))
+        return JSONResponse({"detail": detail}, status_code=422)
 
     async def refusal(_: Request, error: Exception) -> JSONResponse:
         return answer(error)

@@ -76,3 +76,27 @@ def test_the_api_reaches_the_database_through_repositories_only() -> None:
         if reach.search(line)
     ]
     assert offenders == []
+
+
+async def test_a_hostile_body_leaves_neither_the_answer_nor_the_error_deep() -> None:
+    """A 422 echoes the offending input cut at a fixed depth, and the error object keeps only
+    that copy: it can outlive the request in a traceback, and printing a list nested 600 deep
+    there would raise RecursionError (pytest's unraisable hook did, long after the request)."""
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+
+    from api.errors import install
+
+    deep: list[object] = []
+    for _ in range(600):
+        deep = [deep]
+    error = RequestValidationError(
+        [{"type": "string_type", "loc": ("body", "content"), "msg": "x", "input": deep}],
+        body={"content": deep},
+    )
+    app = FastAPI()
+    install(app)
+    response = await app.exception_handlers[RequestValidationError](None, error)  # type: ignore[arg-type,misc]
+    assert response.status_code == 422
+    assert len(response.body) < 200 and b'"..."' in response.body
+    assert len(str(error)) < 300 and error.body is None
