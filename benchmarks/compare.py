@@ -6,16 +6,22 @@ the run; each figure is printed as min / median / max per tree and the ratio of 
 
     PYTHONPATH=. python benchmarks/compare.py --baseline /tmp/before [--runs 3] [--only pipeline]
 
-Both trees use this interpreter (the same virtualenv), so only the code differs.
+Both trees use this interpreter (the same virtualenv), so only the code differs. The benchmark
+database is dropped before every run: each tree migrates its own schema from nothing, and no
+run inherits another's tables or statistics.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
+from benchmarks.common import as_text, bench_database
 from benchmarks.report import BENCHMARKS, ROOT, ROWS, run
 
 
@@ -23,13 +29,33 @@ def spread(values: list[float]) -> str:
     return f"{min(values):g} / {statistics.median(values):g} / {max(values):g}"
 
 
+def drop_bench_database() -> None:
+    url = bench_database()
+    server = as_text(url.set(database="postgres"), driver="postgresql")
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(server)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
+
+
 def main(baseline: Path, runs: int, only: list[str]) -> None:
-    names = [name for name in BENCHMARKS if not only or name in only]
+    # A benchmark the baseline tree does not have yet cannot be compared.
+    names = [
+        name
+        for name in BENCHMARKS
+        if (not only or name in only) and (baseline / "benchmarks" / f"{name}.py").exists()
+    ]
     trees = {"baseline": baseline.resolve(), "this tree": ROOT}
     reports: dict[str, dict[str, list[Any]]] = {t: {n: [] for n in names} for t in trees}
     for name in names:
         for _ in range(runs):
             for label, tree in trees.items():
+                drop_bench_database()
                 reports[label][name].append(run(name, tree))
     print(f"{runs} alternating run(s) each; min / median / max")
     print("| benchmark | figure | baseline tree | this tree | ratio of medians |")

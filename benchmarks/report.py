@@ -1,6 +1,7 @@
 """Run every benchmark several times and write docs/PERFORMANCE.md: one table with each figure,
 its target, the baseline measured in the same run, the ratio, the machine and the date. Each
-figure is the median over the runs.
+figure is the median over the runs, with the least and greatest value beside it: this machine
+is shared, and the spread says how far one run can be trusted.
 
     PYTHONPATH=. python benchmarks/report.py [--runs 3]   (what `make bench` runs)
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("append", "reads", "pipeline", "streaming")
+BENCHMARKS = ("append", "reads", "pipeline", "streaming", "feeds")
 
 # (benchmark, figure, unit, target, value(report), baseline(report) or None)
 Row = tuple[str, str, str, str, Callable[[Any], float], Callable[[Any], float] | None]
@@ -70,6 +71,11 @@ ROWS: list[Row] = [
      _socket(5000, "p99_ms"), None),
     ("streaming", "memory per idle socket (5,000 open)", "KB", "< 40 KB",
      _socket(5000, "rss_kb_per_idle_socket"), None),
+    ("feeds", "import a 50,000-line domain feed (baseline: COPY of its rows)", "s", "",
+     lambda r: r["seconds"]["first_import_s"]["median"],
+     lambda r: r["seconds"]["plain_copy_s"]["median"]),
+    ("feeds", "import the same feed again (every entry refreshed)", "s", "",
+     lambda r: r["seconds"]["reimport_s"]["median"], None),
 ]  # fmt: skip
 
 
@@ -92,20 +98,20 @@ def main(runs: int) -> None:
         "# Performance",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} cores,"
-        f" {_memory_gib()} GiB; each figure is the median of {runs} run(s) of `make bench`."
-        " Baselines are measured in the same run.",
+        f" {_memory_gib()} GiB; each figure is the median of {runs} run(s) of `make bench`,"
+        " with the least and greatest run in brackets. Baselines are measured in the same run.",
         "",
-        "| benchmark | figure | value | target | baseline | ratio |",
+        "| benchmark | figure | median [min, max] | target | baseline | ratio |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for bench, figure, unit, target, value, baseline in ROWS:
-        median = statistics.median(value(r) for r in reports[bench])
+        values = [value(r) for r in reports[bench]]
+        median = statistics.median(values)
         base = statistics.median(baseline(r) for r in reports[bench]) if baseline else None
         ratio = f"{median / base:.2f}" if base else ""
         shown_base = f"{base:g} {unit}" if base is not None else ""
-        lines.append(
-            f"| {bench} | {figure} | {median:g} {unit} | {target} | {shown_base} | {ratio} |"
-        )
+        shown = f"{median:g} {unit} [{min(values):g}, {max(values):g}]"
+        lines.append(f"| {bench} | {figure} | {shown} | {target} | {shown_base} | {ratio} |")
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "PERFORMANCE.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
