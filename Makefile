@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-slow lint bench install clean
+.PHONY: up test test-slow lint bench install mcp-inspector clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,26 @@ install: $(STAMP)
 up: $(RUNTIME)
 	$(BIN)/scamtrail up
 
+# The MCP Inspector's CLI mode for tests/e2e/test_mcp_inspector.py, at the versions
+# tests/e2e/mcp-inspector/package-lock.json pins (npm; about 40 MB). Without npm, or offline, that
+# test skips; under CI=true (.ci/run) both are failures.
+INSPECTOR := tests/e2e/mcp-inspector
+INSPECTOR_STAMP := $(INSPECTOR)/node_modules/.installed
+INSPECTOR_SKIPS := tests/e2e/test_mcp_inspector.py skips (fails under CI=true)
+
+$(INSPECTOR_STAMP): $(INSPECTOR)/package-lock.json
+	@if ! command -v npm >/dev/null; then \
+	  echo "npm not found: $(INSPECTOR_SKIPS)"; [ "$$CI" != true ]; \
+	elif npm ci --prefix $(INSPECTOR) --no-audit --no-fund --ignore-scripts --loglevel=error; then \
+	  touch $@; \
+	else \
+	  echo "npm ci failed: $(INSPECTOR_SKIPS)"; [ "$$CI" != true ]; \
+	fi
+
+mcp-inspector: $(INSPECTOR_STAMP)
+
 # Tests use SCAMTRAIL_TEST_* when set, local servers when they answer, else testcontainers.
-test: $(STAMP)
+test: $(STAMP) $(INSPECTOR_STAMP)
 	scripts/with-local-services $(BIN)/pytest $(ARGS)
 
 # pytest exits 5 when nothing is marked slow; that is not a failure.

@@ -13,6 +13,7 @@ from redis.asyncio import ConnectionPool, Redis
 from api.application import Application
 from api.limits import TenantRates
 from infrastructure.analysis_queue import enqueue_analysis
+from infrastructure.doorbell import Doorbell
 from infrastructure.event_store import EventStore
 from infrastructure.hub import ProgressHub
 from infrastructure.mcp_streams import McpStreams
@@ -51,8 +52,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     rates = TenantRates(
         redis, settings.submissions_per_minute, settings.indicator_writes_per_minute
     )
+    doorbell = Doorbell(settings, redis)
     try:
-        async with open_repositories(settings, application_name="scamtrail-api") as repos:
+        async with open_repositories(
+            settings, application_name="scamtrail-api", doorbell=doorbell
+        ) as repos:
             hub = ProgressHub(settings, repos.store)
             await hub.start()
             try:
@@ -69,6 +73,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             finally:
                 await hub.stop()
     finally:
+        await doorbell.aclose()
         await jobs.aclose()
         await redis.aclose()
 

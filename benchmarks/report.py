@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("append", "reads", "pipeline", "streaming", "feeds")
+BENCHMARKS = ("append", "reads", "pipeline", "streaming", "feeds", "idle")
 
 # (benchmark, figure, unit, target, value(report), baseline(report) or None)
 Row = tuple[str, str, str, str, Callable[[Any], float], Callable[[Any], float] | None]
@@ -41,6 +41,14 @@ def _socket(count: int, key: str) -> Callable[[Any], float]:
         (row,) = [r for r in report["websocket"] if r["open_sockets"] == count]
         value = row["commit_to_client"][key] if key.endswith("_ms") else row[key]
         return float(value)
+
+    return pick
+
+
+def _idle_cpu(mode: str) -> Callable[[Any], float]:
+    def pick(report: Any) -> float:
+        cpu = report[mode]["idle_cpu"]
+        return float(cpu["relay_percent"] + cpu["api_percent"])
 
     return pick
 
@@ -76,6 +84,14 @@ ROWS: list[Row] = [
      lambda r: r["seconds"]["plain_copy_s"]["median"]),
     ("feeds", "import the same feed again (every entry refreshed)", "s", "",
      lambda r: r["seconds"]["reimport_s"]["median"], None),
+    ("idle", "relay + api CPU while idle (baseline: relay always polling)", "% of a core", "< 1",
+     _idle_cpu("doorbell"), _idle_cpu("always_polling")),
+    ("idle", "PostgreSQL CPU while idle (baseline: relay always polling)", "% of a core", "",
+     lambda r: r["doorbell"]["idle_cpu"]["postgres_percent"],
+     lambda r: r["always_polling"]["idle_cpu"]["postgres_percent"]),
+    ("idle", "first event after a quiet spell, commit -> Redis p99", "ms", "< 20 ms",
+     lambda r: r["doorbell"]["first_event_after_quiet"]["p99_ms"],
+     lambda r: r["always_polling"]["first_event_after_quiet"]["p99_ms"]),
 ]  # fmt: skip
 
 

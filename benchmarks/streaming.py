@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, bench_token
+from benchmarks.seed_design import seed_channel
 from domain import events as ev
-from domain.log import EventMetadata, NewEvent
+from domain.log import EventMetadata, NewEvent, RecordedEvent
+from domain.progress import progress_message
 from infrastructure.database import create_engine, migrate
 from infrastructure.embedded_redis import free_port
 from infrastructure.event_store import EventStore
@@ -52,6 +55,7 @@ from infrastructure.settings import load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 METADATA = EventMetadata(tenant="bench", actor="bench")
+Publish = Callable[[RecordedEvent], Awaitable[None]]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -157,6 +161,25 @@ class Stack:
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         self.procs.append(proc)
         return proc
+
+    def start_script(self, script: str, *args: str, name: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, script, *args], cwd=ROOT,
+                                env={**self.env, "PYTHONPATH": str(ROOT)},
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    async def wait_port(self, port: int) -> None:
+        for _ in range(600):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+        raise RuntimeError(f"nothing listens on port {port}")
 
     async def wait_http(self) -> None:
         import httpx
@@ -280,23 +303,50 @@ async def open_clients(urls: list[str]) -> list[asyncio.subprocess.Process]:
 async def sockets_run(store: EventStore, stack: Stack, sockets: int,
                       seconds: float) -> dict[str, Any]:  # fmt: skip
     api = await stack.start_api()
+    url = f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{{task}}?token={stack.token}"
     try:
-        return await _sockets_run(store, stack, api.pid, sockets, seconds)
+        return await _sockets_run(store, url, api.pid, sockets, seconds)
     finally:
         stack.stop([api])
 
 
-async def _sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: int,
-                       seconds: float) -> dict[str, Any]:  # fmt: skip
+async def seed_sockets_run(store: EventStore, stack: Stack, redis: Redis, sockets: int,
+                           seconds: float) -> dict[str, Any]:  # fmt: skip
+    """The same run against the seed's design (benchmarks/seed_design.py): the writer
+    PUBLISHes after each append, the server subscribes once per socket."""
+    port = free_port()
+    server = stack.start_script("benchmarks/seed_design.py", str(port), name="bench-seed")
+
+    async def publish(recorded: RecordedEvent) -> None:
+        await redis.publish(
+            seed_channel(recorded.stream_id), json.dumps(progress_message(recorded))
+        )
+
+    try:
+        await stack.wait_port(port)
+        url = f"ws://127.0.0.1:{port}/ws/agent-progress/{{task}}"
+        return await _sockets_run(store, url, server.pid, sockets, seconds, publish)
+    finally:
+        stack.stop([server])
+
+
+async def _sockets_run(
+    store: EventStore,
+    url: str,
+    server_pid: int,
+    sockets: int,
+    seconds: float,
+    publish: Publish | None = None,
+) -> dict[str, Any]:
+    """`sockets` clients on `url` (its `{task}` filled in), spread over 50 tasks; one event per
+    task per second, then each task completes. `publish`, if given, is called after each
+    append (the seed design's writer); else the relay publishes."""
+    api_pid = server_pid
     prefix = f"ws-{uuid.uuid4().hex[:8]}-"
     tasks = [f"{prefix}{i}" for i in range(50)]
     for task in tasks:
         await store.append(task, [new(ev.TaskSubmitted(content="x", kind="sms"))], 0)
-    token = stack.token
-    urls = [
-        f"ws://127.0.0.1:{stack.port}/ws/agent-progress/{tasks[i % 50]}?token={token}"
-        for i in range(sockets)
-    ]
+    urls = [url.format(task=tasks[i % 50]) for i in range(sockets)]
     # Memory per idle socket is the slope past a warm-up: the first sockets also pay for what
     # any first connection costs once (lazy imports, caches, the allocator's first arenas).
     warm = max(100, sockets // 10)
@@ -314,7 +364,9 @@ async def _sockets_run(store: EventStore, stack: Stack, api_pid: int, sockets: i
         for i, task in enumerate(tasks):
             last = second == int(seconds)
             event = ev.TaskCompleted() if last else ev.ProgressReported(message="x", percent=50)
-            await store.append(task, [new(event)], second + 1)
+            done = await store.append(task, [new(event)], second + 1)
+            if publish is not None:
+                await publish(done.recorded[0])
             await asyncio.sleep(max(0, tick + (i + 1) / 50 - time.perf_counter()))
     latencies: list[float] = []
     by_second: dict[str, list[float]] = {}
@@ -397,6 +449,9 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
         report["waited_for_autovacuum_s"] = await wait_for_quiet_cluster(engine)
         report["relay"] = await relay_latency(store, redis, rate, seconds)
         report["websocket"] = [await sockets_run(store, stack, n, seconds) for n in socket_counts]
+        report["seed_design"] = [
+            await seed_sockets_run(store, stack, redis, n, seconds) for n in socket_counts
+        ]
         biggest = report["websocket"][-1]
         per_socket = [r["rss_kb_per_idle_socket"] for r in report["websocket"]]
         report["targets"] = {

@@ -11,12 +11,14 @@ runs and attempts are counted across crashes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from domain import events as ev
 from domain.planning import PlannedCall, plan_tool_calls
 from domain.task import Call, TaskState
+from domain.tools import RemoteTool
 
 # Where the task stands once its checks are announced: extraction done, tools about to run.
 CHECKS_PERCENT = 15
@@ -39,6 +41,8 @@ class Limits(Protocol):
     def tool_retry_backoff_s(self) -> float: ...
     @property
     def default_region(self) -> str: ...
+    @property
+    def mcp_tools(self) -> Sequence[RemoteTool]: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def next_actions(state: TaskState, settings: Limits, run: int | None = None) -> 
         submitted = analysis.submission
         assert submitted is not None, "the worker folds the whole stream"
         return [ExtractEntities(submitted.content, submitted.kind, settings.default_region)]
-    left = unsettled_calls(state)
+    left = unsettled_calls(state, settings.mcp_tools)
     if left and analysis.progress_run != run:
         tools = ", ".join(sorted({call.tool for call in left}))
         announced = ev.ProgressReported(
@@ -129,9 +133,10 @@ def next_actions(state: TaskState, settings: Limits, run: int | None = None) -> 
     return [ReachVerdict()]
 
 
-def unsettled_calls(state: TaskState) -> list[PlannedCall]:
+def unsettled_calls(state: TaskState, remote_tools: Sequence[RemoteTool] = ()) -> list[PlannedCall]:
     """The planned calls neither completed nor given up, in plan order. Planning is
-    deterministic, so the plan of a resumed run names the same calls."""
+    deterministic, so the plan of a resumed run names the same calls, given the same remote
+    tools: every worker of a deployment is configured alike (SCAMTRAIL_MCP_TOOLS)."""
     analysis = state.analysis
     if analysis.entities is None or analysis.submission is None:
         return []
@@ -140,6 +145,7 @@ def unsettled_calls(state: TaskState) -> list[PlannedCall]:
         kind=analysis.submission.kind,
         client_metadata=analysis.submission.client_metadata,
         tenant=state.tenant,
+        remote_tools=remote_tools,
     )
     calls = analysis.calls
     return [p for p in plan if p.call_id not in calls or not calls[p.call_id].settled]

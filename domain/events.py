@@ -21,13 +21,15 @@ from domain.errors import UnknownEventType
 Kind = Literal["sms", "email", "url", "phone", "text"]
 Verdict = Literal["scam", "suspicious", "safe"]
 
-# The wire format's step names (DESIGN.md, wire format); `cancelled` is ours.
+# The wire format's step names (DESIGN.md, wire format); `cancelled` is ours, and so is
+# `remote_tool`: a call of a configured MCP server's tool (domain.tools).
 Step = Literal[
     "entity_extraction",
     "scam_db",
     "exa_search",
     "domain_reputation",
     "phone_validator",
+    "remote_tool",
     "reasoning",
     "completed",
     "failed",

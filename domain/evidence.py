@@ -16,8 +16,12 @@ from domain import events as ev
 from domain.log import RecordedEvent
 from domain.search_relevance import PROVIDER_NAMES, naming_results, searched_entities
 from domain.task import Analysis, fold
+from domain.tools import REMOTE_STEP
 
 MAX_DETAILS = 3
+# A remote tool's risk counts at most this much: below STRONG_WEIGHT (domain.reasoning), so a
+# remote tool alone makes a message suspicious at most; with another finding it can make a scam.
+REMOTE_MAX_WEIGHT = 0.5
 
 
 @dataclass
@@ -86,6 +90,8 @@ def _read(event: ev.ToolCallCompleted, call_input: dict[str, Any]) -> Found:
     """The finding in one tool output; a web search is read against what it searched for."""
     if event.tool == "web_search":
         return _web_search(event.output, call_input)
+    if event.step == REMOTE_STEP:
+        return _remote_tool(event.tool, event.output, call_input)
     reader = _READERS.get(event.tool)
     return reader(event.output) if reader else None
 
@@ -164,6 +170,21 @@ def _domain_reputation(output: dict[str, Any]) -> Found:
 
 def _phone_validator(output: dict[str, Any]) -> Found:
     return _risk(output, "phone", "number")
+
+
+def _remote_tool(tool: str, output: dict[str, Any], call_input: dict[str, Any]) -> Found:
+    """A remote tool's risk for the entity it was asked about (domain.tools), bounded by
+    REMOTE_MAX_WEIGHT. Each remote tool's reasons have a code of their own, so two tools that
+    agree are two sources."""
+    risk = min(max(_number(output.get("risk")), 0.0), 1.0)
+    if risk <= 0:
+        return None
+    signals = [s for s in output.get("signals") or [] if isinstance(s, dict)]
+    details = "; ".join(str(s.get("detail") or s.get("code", "")) for s in signals[:MAX_DETAILS])
+    text = f"{tool} finds {call_input.get('value')} risky (risk {risk:.2f})"
+    if details:
+        text += f": {details}"
+    return f"remote_{tool}_risk", text, round(min(risk, REMOTE_MAX_WEIGHT), 3)
 
 
 def _number(value: Any) -> float:

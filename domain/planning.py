@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.events import Entity, Kind, Step
-from domain.tools import TOOL_STEPS
+from domain.tools import REMOTE_STEP, TOOL_STEPS, RemoteTool
 
 MAX_CALLS = 24
+# Calls of one remote tool (one per entity of its kinds), planned after the built-in calls and
+# outside MAX_CALLS, so that configuring one leaves the built-in plan as it was.
+MAX_REMOTE_CALLS = 8
 # Per-tool caps keep one noisy message (fifty links) from starving the other tools; together
 # they stay within MAX_CALLS.
 TOOL_CAPS = {"scam_database": 10, "web_search": 1, "domain_reputation": 7, "phone_validator": 6}
@@ -38,22 +41,28 @@ def plan_tool_calls(
     kind: Kind,
     client_metadata: Mapping[str, Any],
     tenant: str | None = None,
+    remote_tools: Sequence[RemoteTool] = (),
 ) -> list[PlannedCall]:
-    """The calls to make, in step order: scam database, web search, domain reputation, phones.
-    `tenant` is the task's: the scam database looks up that tenant's own indicators besides
-    the global ones (domain.indicators), and the call's input records it."""
+    """The calls to make, in step order: scam database, web search, domain reputation, phones,
+    then each remote tool in the order configured. `tenant` is the task's: the scam database
+    looks up that tenant's own indicators besides the global ones (domain.indicators), and the
+    call's input records it; a remote tool is never told the tenant."""
     calls = [
         *_scam_database(entities, tenant),
         *_web_search(entities),
         *_domain_reputation(entities),
         *_phone_validator(entities, client_metadata),
     ]
-    return calls[:MAX_CALLS]
+    remote = [call for tool in remote_tools for call in _remote(tool, entities)]
+    return calls[:MAX_CALLS] + remote
 
 
 def call_id(tool: str, call_input: Mapping[str, Any]) -> str:
     """A call's id, from its tool and input alone: the same question always has the same id
-    (what lets a resumed worker recognise a call, and a test count the real invocations)."""
+    (what lets a resumed worker recognise a call, and a test count the real invocations).
+    Any tool but the built-in ones is a remote tool: `remote_tool:<name>:<kind>:<value>`."""
+    if tool not in TOOL_STEPS:
+        return f"{REMOTE_STEP}:{tool}:{call_input['kind']}:{call_input['value']}"
     match tool:
         case "scam_database":
             key = f"{call_input['kind']}:{call_input['value']}"
@@ -68,6 +77,20 @@ def call_id(tool: str, call_input: Mapping[str, Any]) -> str:
 
 def _call(tool: str, call_input: dict[str, Any]) -> PlannedCall:
     return PlannedCall(call_id(tool, call_input), tool, TOOL_STEPS[tool], call_input)
+
+
+def _remote(tool: RemoteTool, entities: Sequence[Entity]) -> list[PlannedCall]:
+    """One call per distinct entity of the tool's kinds, in the order they were found."""
+    wanted = [(e.kind, e.value) for e in entities if e.kind in tool.entities]
+    return [
+        PlannedCall(
+            call_id(tool.name, {"kind": kind, "value": value}),
+            tool.name,
+            REMOTE_STEP,
+            {"kind": kind, "value": value},
+        )
+        for kind, value in list(dict.fromkeys(wanted))[:MAX_REMOTE_CALLS]
+    ]
 
 
 def _scam_database(entities: Sequence[Entity], tenant: str | None) -> list[PlannedCall]:

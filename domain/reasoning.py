@@ -4,8 +4,9 @@ Every reason cites the events (by `version`, the `seq` clients see) it rests on,
 can check months later exactly which tool output made the agent say "scam".
 
 Evidence. The rules give each finding a weight in [0, 1] (a phrase in the text, a tool's
-finding); findings combine by noisy-OR into the rules' score. A small learned model of scam and
-spam wording (domain.text_model) reads the message too.
+finding; a remote MCP tool's risk counts at most domain.evidence.REMOTE_MAX_WEIGHT, so alone it
+never makes a scam); findings combine by noisy-OR into the rules' score. A small learned model
+of scam and spam wording (domain.text_model) reads the message too.
 
 Score. The rules' score and the model's logit are combined by logistic regression fitted on
 labelled data (domain/models/calibration.json, fitted by benchmarks/calibrate.py on the train

@@ -10,14 +10,15 @@ The checkpoint (LogCursor, table relay_checkpoints) is written after publishing,
 `relay_checkpoint_s`: after a crash the relay re-publishes since the last checkpoint. Duplicates
 are fine; losses are not.
 
-Wake-up. Measured on this 2-core machine: a statement-level trigger doing pg_notify on every
-append (LISTEN/NOTIFY wake-up, ~1 ms) cut EventStore.append at 8 writers from 7,735 to 3,634
-events/s (0.47x) — NOTIFY serialises every committing transaction on a cluster-wide lock. So the
-relay instead probes for new rows every `relay_poll_s` (5 ms) with one prepared query that reads
-the first log-order index entry past its cursor (~0.01 ms, see PROBE_SQL), which costs writers
-nothing; commit -> Redis latency stays within a
-few ms (benchmarks/streaming.py measures it). When the probe finds rows that read_all cannot
-return yet (an older transaction still running), the relay simply probes again.
+Wake-up. While events flow, the relay probes for new rows every `relay_poll_s` (5 ms) with one
+prepared query that reads the first log-order index entry past its cursor (~0.01 ms, see
+PROBE_SQL), which costs writers nothing; commit -> Redis latency stays within a few ms
+(benchmarks/streaming.py measures it). `relay_warm_s` after the last event it goes quiet: it
+waits for the log's doorbell, which writers ring after their commit (infrastructure/doorbell.py),
+and probes only every `relay_idle_probe_s` meanwhile, in case a ring was lost. A per-append
+NOTIFY would wake it as fast but serialises every committing writer on a cluster-wide lock.
+When the probe finds rows that read_all cannot return yet (an older transaction still
+running), the relay simply probes again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from domain.indicators import is_task_stream
 from domain.log import LOG_START, LogCursor, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import SERVER_KEEPALIVES
+from infrastructure.doorbell import DoorbellListener
 from infrastructure.event_store import EventStore
 from infrastructure.hub import PubSubSeal, task_channel, tenant_channel
 from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, Throttled, sleep_unless
@@ -110,8 +112,11 @@ class Relay:
         self._dsn = url.render_as_string(hide_password=False)
         self._outage = OutageLog(log, f"relay {settings.relay_name!r}")
         self._seal = PubSubSeal(settings)
+        self._doorbell = DoorbellListener(settings, redis)
+        self._news_at = 0.0  # monotonic time of the last event published or ring heard
         self.active = False
         self.published = 0  # events published by this process (duplicates included)
+        self.probes = 0  # idle probes of the log (for tests: a quiet relay stops counting)
         self.lag_seconds = 0.0  # commit -> publish of the last batch
         # Idle probes the server cancelled (statement_timeout); logged at most once a minute.
         self._probe_timed_out = Throttled(
@@ -146,6 +151,7 @@ class Relay:
                 self.active = False
                 if conn is not None:
                     await _close(conn)
+        await self._doorbell.aclose()
 
     async def _acquire(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
         waiting_logged = False
@@ -181,12 +187,38 @@ class Relay:
                 await conn.execute(_SAVE, settings.relay_name, str(cursor), unsaved)
                 unsaved, saved_at = 0, time.monotonic()
             if batch:
+                self._news_at = time.monotonic()
                 continue
             self.lag_seconds = 0.0
-            # Idle: probe until the log has something past the cursor (see the module docstring).
-            while not await self._has_news(probe, cursor):
+            if not await self._wait_for_news(probe, cursor, stop):
+                return
+
+    async def _wait_for_news(
+        self, probe: asyncpg.prepared_stmt.PreparedStatement, cursor: LogCursor, stop: asyncio.Event
+    ) -> bool:
+        """Until the log has something past `cursor` (True) or `stop` is set (False): probe
+        every `relay_poll_s` while warm, else wait for the doorbell (see the module docstring)."""
+        settings = self._settings
+        while not await self._has_news(probe, cursor):
+            if time.monotonic() - self._news_at < settings.relay_warm_s:
                 if await sleep_unless(stop, settings.relay_poll_s):
-                    return
+                    return False
+            elif await self._doorbell_or_stop(stop):
+                self._news_at = time.monotonic()  # rung: stay warm until the event is readable
+            elif stop.is_set():
+                return False
+        return True
+
+    async def _doorbell_or_stop(self, stop: asyncio.Event) -> bool:
+        """Whether the doorbell rang within `relay_idle_probe_s`; returns early if `stop` is set."""
+        ring = asyncio.ensure_future(self._doorbell.wait(self._settings.relay_idle_probe_s))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((ring, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (ring, stopped):
+                waiter.cancel()
+        return ring.done() and not ring.cancelled() and ring.result()
 
     @property
     def probe_timeouts(self) -> int:
@@ -199,6 +231,7 @@ class Relay:
         """Whether read_all past `cursor` would return something now. A probe the server cancels
         (statement_timeout: PostgreSQL starved, a lock queue) counts as "nothing new yet": the
         relay probes again after `relay_poll_s` instead of treating its connection as lost."""
+        self.probes += 1
         try:
             return bool(await probe.fetchval(str(cursor.transaction_id), cursor.position))
         except asyncpg.QueryCanceledError:

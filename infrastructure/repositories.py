@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.dashboard_queries import Dashboard, dashboard
 from infrastructure.database import create_engine
+from infrastructure.doorbell import Doorbell
 from infrastructure.event_store import EventStore
 from infrastructure.feeds import ImportCounts, ParsedFeed, import_feed
 from infrastructure.indicator_log import IndicatorLog
@@ -33,10 +34,10 @@ from infrastructure.task_queries import TaskQueries
 
 
 class Repositories:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, doorbell: Doorbell | None = None) -> None:
         self._engine = engine
         self.store = EventStore(engine)
-        self.tasks = TaskLog(self.store)
+        self.tasks = TaskLog(self.store, doorbell)  # rung after each append to a task
         self.task_queries = TaskQueries(engine)
         self.indicator_log = IndicatorLog(self.store)
         self.indicators = IndicatorRepository(engine)
@@ -64,11 +65,16 @@ class Repositories:
 
 @asynccontextmanager
 async def open_repositories(
-    settings: Settings, *, application_name: str = "scamtrail", pool_size: int | None = None
+    settings: Settings,
+    *,
+    application_name: str = "scamtrail",
+    pool_size: int | None = None,
+    doorbell: Doorbell | None = None,
 ) -> AsyncIterator[Repositories]:
-    """Repositories over a new engine, disposed on leaving."""
+    """Repositories over a new engine, disposed on leaving. Processes that append to tasks
+    while the system runs (the api) pass the log's doorbell; a one-off command need not."""
     engine = create_engine(settings, pool_size=pool_size, application_name=application_name)
     try:
-        yield Repositories(engine)
+        yield Repositories(engine, doorbell)
     finally:
         await engine.dispose()

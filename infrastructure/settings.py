@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Self
+import json
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from domain.tools import TOOL_STEPS, RemoteTool
 
 # The label `pubsub_key` is derived from `jwt_secret` with: fixed, or an api and a relay of one
 # deployment would disagree on the key.
 PUBSUB_KEY_LABEL = b"scamtrail pubsub message key v1"
+
+
+MAX_MCP_TOOLS = 8
+
+
+class McpToolConfig(RemoteTool):
+    """One entry of SCAMTRAIL_MCP_TOOLS: the agent tool `name`, called for each entity of the
+    kinds in `entities`, is the tool `tool` of the MCP server at `url` (streamable HTTP), asked
+    with `headers` (an API key, say; kept out of reprs)."""
+
+    url: str = Field(min_length=8, max_length=2048)
+    tool: str = Field(min_length=1, max_length=128)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be an http:// or https:// URL, not {url!r}")
+        return url
 
 
 class Settings(BaseSettings):
@@ -49,6 +74,10 @@ class Settings(BaseSettings):
     # The relay (PostgreSQL -> Redis Pub/Sub). See infrastructure/relay.py for the poll interval.
     relay_name: str = "relay"
     relay_poll_s: float = Field(default=0.005, gt=0)
+    # Quiet when idle (infrastructure/doorbell.py): `relay_warm_s` after the last event or ring
+    # the relay goes back to waiting for the doorbell, probing only every `relay_idle_probe_s`.
+    relay_warm_s: float = Field(default=1.0, gt=0.1)  # > the doorbell's ring interval
+    relay_idle_probe_s: float = Field(default=0.25, gt=0, le=60)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_checkpoint_s: float = Field(default=0.2, ge=0)
     relay_lock_retry_s: float = Field(default=0.5, gt=0)
@@ -113,6 +142,12 @@ class Settings(BaseSettings):
     # The function that builds a worker's tools, as `package.module:function` with the
     # signature of workers.toolbox.build_toolbox; unset, the built-in tools (workers/toolbox.py).
     toolbox: str | None = None
+    # Remote MCP tools the agent calls besides the built-in ones, as a JSON list of
+    # {"name", "url", "tool", "entities", "headers"} (McpToolConfig; README, Settings). Every
+    # worker of a deployment must have the same list: it is part of each task's plan.
+    mcp_tools: Annotated[list[McpToolConfig], NoDecode] = Field(
+        default_factory=list, max_length=MAX_MCP_TOOLS
+    )
     # Web search: Exa when a key is set, else full-text search over the local scam reports.
     exa_api_key: str | None = None
     exa_base_url: str = "https://api.exa.ai"
@@ -171,6 +206,30 @@ class Settings(BaseSettings):
     def _use_asyncpg(cls, url: str) -> str:
         return async_database_url(url)
 
+    @field_validator("mcp_tools", mode="before")
+    @classmethod
+    def _mcp_tools_json(cls, value: Any) -> Any:
+        """The variable holds JSON; an empty one means no remote tool."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return []
+        try:
+            return json.loads(value)
+        except ValueError as error:
+            raise ValueError(f"not JSON ({error}); expected a list of tools") from None
+
+    @field_validator("mcp_tools")
+    @classmethod
+    def _mcp_tool_names(cls, tools: list[McpToolConfig]) -> list[McpToolConfig]:
+        names = [tool.name for tool in tools]
+        for name in names:
+            if name in TOOL_STEPS:
+                raise ValueError(f"tool name {name!r} is a built-in tool's; choose another")
+            if names.count(name) > 1:
+                raise ValueError(f"tool name {name!r} is given twice")
+        return tools
+
     def pubsub_signing_key(self) -> bytes | None:
         """The key of the Pub/Sub MAC: `pubsub_key`, else derived from `jwt_secret`; None when
         neither is set (the caller then uses a public key and warns)."""
@@ -213,6 +272,18 @@ def async_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, on one line, naming each variable and never echoing
+    its value (SCAMTRAIL_MCP_TOOLS may hold API keys in its headers)."""
+    problems = []
+    for problem in error.errors(include_input=False, include_url=False):
+        field, *path = problem["loc"] or ("settings",)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        problems.append(f"SCAMTRAIL_{str(field).upper()}{where}: {message}")
+    return "invalid settings: " + "; ".join(problems)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,5 +1,6 @@
 """Appends to a task's stream and keeps its projection current in the same transaction, so a
-read right after a write sees it."""
+read right after a write sees it; then rings the log's doorbell, so an idle relay publishes the
+event at once (infrastructure/doorbell.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from domain.errors import ConcurrencyConflict, TaskNotFound
 from domain.log import NewEvent
 from domain.task import TaskState, fold
 from infrastructure import projections
+from infrastructure.doorbell import Doorbell
 from infrastructure.event_store import AppendResult, EventStore
 
 
 class TaskLog:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, doorbell: Doorbell | None = None) -> None:
         self.store = store
+        self._doorbell = doorbell
 
     async def append(
         self, task_id: str, events: Sequence[NewEvent], expected_version: int
@@ -22,6 +25,14 @@ class TaskLog:
         """Append and project atomically. Raises what `EventStore.append` raises, and
         `TaskNotFound` when a stream expected at a version > 0 does not exist (never did, or
         was pruned meanwhile)."""
+        result = await self._append(task_id, events, expected_version)
+        if result.recorded and self._doorbell is not None:
+            self._doorbell.ring()  # committed: the relay may publish it now
+        return result
+
+    async def _append(
+        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendResult:
         async with self.store.transaction() as conn:
             # Lock the row before appending: a rebuild or a prune holding it finishes first, and
             # a locking read returns the row as they committed it, not as this transaction's

@@ -21,7 +21,10 @@ HARNESS = "scamtrail-test-harness"  # application_name of the harness's own pool
 # server (the backend exits after the client closed), hence the short grace period.
 _STRAYS = sa.text(
     "SELECT pid, application_name, state, left(query, 120) AS query,"
-    "       clock_timestamp() - backend_start AS age"
+    "       clock_timestamp() - backend_start AS age,"
+    "       clock_timestamp() - query_start AS running,"
+    "       coalesce(wait_event_type || ':' || wait_event, 'no wait') AS waiting,"
+    "       pg_blocking_pids(pid) AS blockers"
     " FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
     "   AND backend_type = 'client backend'"
@@ -39,7 +42,8 @@ async def stray_backends(conn: AsyncConnection) -> list[str]:
     rows = (await conn.execute(_STRAYS, {"harness": HARNESS})).all()
     return [
         f"pid {r.pid} ({r.application_name or 'no application_name'}, {r.state},"
-        f" connected {r.age}): {r.query!r}"
+        f" connected {r.age}, query running {r.running}, {r.waiting},"
+        f" blocked by {r.blockers or 'none'}): {r.query!r}"
         for r in rows
     ]
 

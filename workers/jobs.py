@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from arq import Retry, cron, func
 from arq.connections import RedisSettings
+from arq.typing import StartupShutdown
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
@@ -20,6 +21,7 @@ from domain.decider import runs_exhausted
 from domain.task import fold
 from infrastructure.analysis_queue import ANALYZE, enqueue_analysis
 from infrastructure.database import create_engine
+from infrastructure.doorbell import Doorbell
 from infrastructure.event_store import EventStore
 from infrastructure.outage import Backoff
 from infrastructure.settings import Settings
@@ -125,11 +127,7 @@ def build_worker(
     build_toolbox = toolbox or toolbox_factory(settings)
     logging.getLogger("arq.worker").addFilter(_quiet_sweep)  # once: a filter is added once
 
-    async def startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(settings, application_name="scamtrail-worker")
-        box = build_toolbox(settings, engine)
-        ctx["engine"], ctx["toolbox"] = engine, box
-        ctx["agent"] = Agent(TaskLog(EventStore(engine)), box.tools, settings, box.reasoner)
+    startup = _startup(settings, build_toolbox)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await release(ctx)
@@ -174,10 +172,31 @@ def build_worker(
     )
 
 
+def _startup(settings: Settings, build_toolbox: ToolboxFactory) -> StartupShutdown:
+    """What a worker opens at start: its engine, its tools, the log's doorbell and the agent."""
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings, application_name="scamtrail-worker")
+        box = build_toolbox(settings, engine)
+        ctx["engine"], ctx["toolbox"] = engine, box
+        ctx["doorbell"] = doorbell = Doorbell(settings, ctx["redis"])  # arq's own connection
+        task_log = TaskLog(EventStore(engine), doorbell)
+        ctx["agent"] = Agent(task_log, box.tools, settings, box.reasoner)
+        log.info(
+            "worker ready: %d analyses at once, tools %s",
+            settings.worker_concurrency,
+            ", ".join(sorted(box.tools)),
+        )
+
+    return startup
+
+
 async def release(ctx: dict[str, Any]) -> None:
     """Close what startup opened; safe to call twice (shutdown, and run_worker after a crash)."""
     if toolbox := ctx.pop("toolbox", None):
         await toolbox.aclose()
+    if doorbell := ctx.pop("doorbell", None):
+        await doorbell.aclose()
     if engine := ctx.pop("engine", None):
         await engine.dispose()
 

@@ -13,7 +13,7 @@ from domain import events as ev
 from domain.decider import CallTool
 from domain.planning import PlannedCall
 from domain.storable import clean_text, unstorable
-from domain.tools import Tool
+from domain.tools import Tool, UnusableAnswer
 from workers.task_writer import TaskWriter
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,9 @@ async def _attempt(
             output = await tool(call.input)
     except TimeoutError:
         return f"no answer within {timeout_s:g} s", True, True
+    except UnusableAnswer as error:  # an answer, not as the contract says: the same next time
+        log.warning("tool call %s answered unusably: %s", call.call_id, error)
+        return f"the tool's answer cannot be used: {error}", False, False
     except Exception as error:  # any tool failure is recorded, never fatal to the task
         log.warning("tool call %s failed: %r", call.call_id, error)
         return f"{type(error).__name__}: {error}", False, True

@@ -1,4 +1,5 @@
-"""The tools a worker runs, by name, built once at worker startup and closed at shutdown.
+"""The tools a worker runs, by name, built once at worker startup and closed at shutdown: the
+built-in ones, and a remote MCP tool for each entry of SCAMTRAIL_MCP_TOOLS.
 
 A worker builds its toolbox with a factory: `build_toolbox` (the built-in tools), or the
 function that `SCAMTRAIL_TOOLBOX` names as `package.module:function`, with the same signature.
@@ -20,6 +21,7 @@ from infrastructure.indicators import IndicatorRepository
 from infrastructure.llm_reasoner import LlmReasoner
 from infrastructure.settings import Settings
 from infrastructure.tools.domain_reputation import DomainReputation
+from infrastructure.tools.mcp_remote import McpRemoteTool
 from infrastructure.tools.phone_validator import PhoneValidator
 from infrastructure.tools.scam_database import ScamDatabase
 from infrastructure.tools.web_search import web_search_tool
@@ -50,6 +52,10 @@ def build_toolbox(settings: Settings, engine: AsyncEngine) -> Toolbox:
     ]
     box = Toolbox({tool.name: tool for tool in tools})
     box.closers.append(web.provider.aclose)  # an HTTP client when Exa is configured
+    for config in settings.mcp_tools:  # SCAMTRAIL_MCP_TOOLS: names never clash (settings)
+        remote = McpRemoteTool(config, timeout_s=settings.tool_timeout_s)
+        box.tools[remote.name] = remote
+        box.closers.append(remote.aclose)
     if settings.llm_base_url:
         box.reasoner = LlmReasoner(
             settings.llm_base_url,

@@ -1,7 +1,9 @@
-"""Client commands: `scamtrail analyze`, `scamtrail timeline`, `scamtrail tasks list`.
+"""Client commands: `scamtrail analyze`, `scamtrail timeline`, `scamtrail tasks list`,
+`scamtrail tasks watch`.
 
 They talk to a running api over HTTP and its WebSocket, like any other client. Exit codes:
-0 done, 2 bad input (arguments, or a request the api refused), 3 api unreachable, 4 task failed.
+0 done, 2 bad input (arguments, or a request the api refused), 3 api unreachable (or lost), 4
+task failed, 130 stopped with Ctrl-C (how `tasks watch` ends).
 """
 
 from __future__ import annotations
@@ -221,18 +223,24 @@ def list_tasks(
 def watch(
     ctx: typer.Context,
     as_json: bool = Json,
+    patience: float = typer.Option(
+        30.0, min=0, help="Seconds to keep reconnecting to an api that went away (a restart)."
+    ),
     url: str | None = Url,
     token: str | None = Token,
 ) -> None:
     """Follow every task of the token's tenant live, one line per event, until Ctrl-C
-    (an analyst's token)."""
+    (exit 130; an analyst's token). An api that goes away is waited for (--patience), then
+    the watch ends with exit 3."""
 
     def show(message: dict[str, Any]) -> None:
         print(json.dumps(message) if as_json else event_line(message), flush=True)
 
+    def notify(text: str) -> None:
+        err.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
+
     async def run(api: ApiClient) -> int:
-        err.print(f"[dim]following the tenant's tasks at {api.url}; Ctrl-C stops[/]")
-        await watch_tenant(api, show)
+        await watch_tenant(api, show, notify, patience=patience)
         return EXIT_DONE
 
     _run(ctx, url, token, run)
@@ -269,7 +277,7 @@ def _run(
     try:
         code = asyncio.run(main())
     except ClientError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, unwrapped
         code = error.code
     except KeyboardInterrupt:
         code = 130

@@ -61,36 +61,85 @@ async def follow(api: ApiClient, task_id: str, on_event: Handler) -> str:
         await asyncio.sleep(0.2 * failures)
 
 
-async def watch_tenant(api: ApiClient, on_event: Handler) -> None:
-    """Hand every event of the tenant's tasks to `on_event` until cancelled (Ctrl-C). A socket
-    the server closes (idle, restart) is opened again; RECONNECTS sockets in a row that bring
-    no message at all mean the api is gone. An event seen before a reconnect is not repeated."""
+async def watch_tenant(
+    api: ApiClient,
+    on_event: Handler,
+    notify: Callable[[str], None] = lambda _: None,
+    *,
+    patience: float = 30.0,
+) -> None:
+    """Hand every event of the tenant's tasks to `on_event` until cancelled (Ctrl-C); `notify`
+    gets a line when the first socket is live, when it is lost and when it is back.
+
+    A socket the server closes (idle, restart) is opened again; an api that went away is tried
+    again for `patience` seconds, then given up with exit 3 (at the start, RECONNECTS failed
+    connects are enough: a wrong --url should not keep anyone waiting). The tenant's socket
+    starts from the moment it opens, so what the tasks did while none was open is not shown;
+    an event seen before a reconnect is not repeated."""
     seen: dict[str, int] = {}  # the last seq handed on, per task
-    failures = 0
+    opened = 0  # sockets the server said `connected` on
+    failures = 0  # sockets in a row that brought no message at all
+    lost_at = 0.0  # when the last socket that worked was lost
+    loop = asyncio.get_running_loop()
+
+    def connected() -> None:
+        nonlocal opened, failures
+        if opened == 0:
+            notify(f"following the tenant's tasks at {api.url}; Ctrl-C stops")
+        elif failures > 1:
+            notify(f"reconnected to {api.url}; what happened while away is not shown")
+        opened += 1
+        failures = 0
+
     while True:
-        code: int | None = None
-        why: object = None
-        try:
-            async with websockets.connect(api.tenant_socket_url(), open_timeout=10) as ws:
-                async for raw in ws:
-                    failures = 0  # any message, heartbeats included: the socket works
-                    _hand_on(json.loads(raw), seen, on_event)
-                code, why = ws.close_code, f"closed with {ws.close_code}"
-        except websockets.InvalidStatus as error:
-            status = error.response.status_code
-            exit_code = EXIT_UNREACHABLE if status >= 500 else EXIT_BAD_INPUT
-            raise ClientError(f"the tasks socket was refused ({status})", exit_code) from None
-        except websockets.ConnectionClosedError as error:
-            code, why = (error.rcvd.code if error.rcvd else None), error
-        except (OSError, websockets.InvalidHandshake) as error:
-            why = error
-        refused = exit_code_for_close(code)
-        if refused is not None:
-            raise ClientError(f"the tasks socket was closed ({code})", refused)
+        why = await _tenant_socket(api, seen, on_event, connected)
+        if failures == 0:
+            lost_at = loop.time()
         failures += 1
-        if failures >= RECONNECTS:
-            raise ClientError(f"lost the tasks socket: {why}", EXIT_UNREACHABLE)
-        await asyncio.sleep(0.2 * failures)
+        if opened == 0 and failures >= RECONNECTS:
+            raise ClientError(
+                f"cannot reach the scamtrail api at {api.url} ({why}); is it running?",
+                EXIT_UNREACHABLE,
+            )
+        if opened and failures >= 2:  # the socket was lost and a reconnect failed
+            if loop.time() - lost_at >= patience:
+                raise ClientError(
+                    f"lost the scamtrail api at {api.url} for {patience:.0f} s ({why})",
+                    EXIT_UNREACHABLE,
+                )
+            if failures == 2:
+                notify(f"lost the api at {api.url} ({why}); reconnecting for {patience:.0f} s")
+        await asyncio.sleep(min(0.2 * failures, 1.0))
+
+
+async def _tenant_socket(
+    api: ApiClient, seen: dict[str, int], on_event: Handler, connected: Callable[[], None]
+) -> object:
+    """One tenant socket, until it closes or breaks: why it ended. A refusal for good (a 4xx
+    answer, a 44xx close) raises ClientError; a server error is worth another try."""
+    code: int | None = None
+    try:
+        async with websockets.connect(api.tenant_socket_url(), open_timeout=10) as ws:
+            async for raw in ws:
+                message = json.loads(raw)
+                if message.get("step") == "connected" and "seq" not in message:
+                    connected()
+                else:
+                    _hand_on(message, seen, on_event)
+            code, why = ws.close_code, f"closed with {ws.close_code}"
+    except websockets.InvalidStatus as error:
+        status = error.response.status_code
+        if status < 500:
+            raise ClientError(f"the tasks socket was refused ({status})", EXIT_BAD_INPUT) from None
+        why = f"refused with {status}"  # the api failing, or a proxy without a backend
+    except websockets.ConnectionClosedError as error:
+        code, why = (error.rcvd.code if error.rcvd else None), str(error)
+    except (OSError, websockets.InvalidHandshake) as error:
+        why = str(error) or type(error).__name__
+    refused = exit_code_for_close(code)
+    if refused is not None:
+        raise ClientError(f"the tasks socket was closed ({code})", refused)
+    return why
 
 
 def _hand_on(message: dict[str, Any], seen: dict[str, int], on_event: Handler) -> None:

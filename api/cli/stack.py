@@ -21,12 +21,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from api.errors import EXIT_UNREACHABLE
+from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from infrastructure.embedded import DATABASE_ENV, LOCK_FILE, REDIS_ENV
-from infrastructure.settings import Settings, load_settings
+from infrastructure.settings import Settings, load_settings, settings_problems
 
 ROOT = Path(".scamtrail")  # relative: `up` and the commands beside it share a directory
 STATE_FILE = "up.json"
@@ -98,7 +99,11 @@ def stack_settings(*needs: str, **overrides: object) -> Settings:
             console.print(f"[red]{escape(no_stack_hint(unset))}[/]", soft_wrap=True)
             raise typer.Exit(EXIT_UNREACHABLE)
         overrides = {**found, **overrides}
-    return load_settings(**overrides)
+    try:
+        return load_settings(**overrides)
+    except ValidationError as error:  # one line, never the values (they may hold secrets)
+        console.print(f"[red]{escape(settings_problems(error))}[/]", soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def no_stack_hint(unset: list[str]) -> str:

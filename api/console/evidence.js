@@ -20,7 +20,7 @@ export function evidenceCards(timeline, cite) {
     if (entry.event_type === 'ToolCallStarted' && !inputs.has(data.call_id)) {
       inputs.set(data.call_id, data.input || {});
     } else if (entry.event_type === 'ToolCallCompleted') {
-      const read = READERS[data.tool] || unknownTool;
+      const read = data.step === 'remote_tool' ? remoteTool(data.tool) : READERS[data.tool] || unknownTool;
       cards.push(card(entry, cite, read(data.output || {}, inputs.get(data.call_id) || {})));
     } else if (entry.event_type === 'ToolCallFailed' && !data.will_retry) {
       cards.push(card(entry, cite, failed(data)));
@@ -132,6 +132,16 @@ function phoneValidator(output) {
   const risk = Number(output.risk) || 0;
   const what = [output.valid === false ? 'not a valid number' : output.number_type || 'number', output.region ? `in ${output.region}` : '', output.carrier ? `(${output.carrier})` : ''].filter(Boolean).join(' ');
   return { title: `${output.number || 'the number'}: ${what}, risk ${fixed(risk)}`, body: signalList(output.signals), tone: risk >= 0.5 ? 'alarm' : risk > 0 ? 'warn' : 'quiet' };
+}
+
+// A connected (MCP) tool answers with a risk and signals about the entity it was asked about.
+function remoteTool(tool) {
+  return (output, input) => {
+    const risk = Number(output.risk) || 0;
+    const about = input.value ? ` on ${input.value}` : '';
+    const body = signalList(output.signals) || h('p', { class: 'muted' }, 'No signals.');
+    return { title: `${tool}${about}: risk ${fixed(risk)}`, body, tone: risk >= 0.5 ? 'alarm' : risk > 0 ? 'warn' : 'quiet' };
+  };
 }
 
 function failed(data) {

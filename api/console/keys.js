@@ -1,5 +1,5 @@
 // The keyboard: a few keys everywhere, and the keys of the page on screen (set by each view).
-// `?` lists them. Keys typed into a field are the field's, never a command.
+// `?` lists them. Keys typed into a field are the field's, never a command; Escape leaves the field.
 
 import { h } from './dom.js';
 
@@ -46,6 +46,11 @@ function showHelp() {
 export function installKeys() {
   document.addEventListener('keydown', (event) => {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Escape leaves a field, so the page's keys work again (a note typed, then c to confirm).
+    if (typing(event.target) && event.key === 'Escape') {
+      event.target.blur();
+      return;
+    }
     if (typing(event.target) || document.getElementById('keys-help').open) return;
     // Enter on a link or a button of the page is that element's own.
     const own = event.target instanceof Element && event.target.closest('#view a, #view button');

@@ -50,14 +50,16 @@ export function renderTask(view, taskId, focusSeq, alive, keys) {
 
   const failed = (error) => alive() && notice(describe(error));
 
-  // A review from the keyboard lands, then the next task opens.
+  // A review from the keyboard lands, then the next task opens. It carries whatever note the
+  // analyst typed into the review form first (Escape leaves the field, then c or o).
   const review = async (decision, chosen) => {
     picker(false);
     if (!verdict) {
       notice('There is no verdict to review yet.');
       return;
     }
-    const body = { decision, note: '' };
+    const note = page.querySelector('#review-note')?.value.trim() ?? '';
+    const body = { decision, note };
     if (decision === 'override') body.verdict = chosen;
     try {
       await api(`/tasks/${encodeURIComponent(taskId)}/reviews`, { method: 'POST', body });
@@ -75,7 +77,7 @@ export function renderTask(view, taskId, focusSeq, alive, keys) {
   const pickerOpen = () => page.querySelector('#override-picker')?.hidden === false;
   const choose = (index) => () => pickerOpen() && review('override', VERDICTS[index]);
   keys({
-    c: { label: 'confirm the verdict, then open the next task', run: () => review('confirm') },
+    c: { label: 'confirm the verdict (with the note typed below), then open the next task', run: () => review('confirm') },
     o: { label: 'override: then 1 scam, 2 suspicious, 3 safe', run: () => (verdict ? picker(true) : review('override')) },
     1: { label: 'after o: override as scam', run: choose(0) },
     2: { label: 'after o: override as suspicious', run: choose(1) },

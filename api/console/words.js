@@ -16,6 +16,7 @@ const OTHER_STEPS = {
   cancelled: 'Cancelled',
   reviewed: 'Reviewed by an analyst',
   connected: 'Connected',
+  remote_tool: 'Asking a connected tool',
 };
 
 const TOOLS = {

@@ -83,6 +83,11 @@ def analysed(domain: str, verdict: ev.Verdict, score: float) -> list[ev.DomainEv
          {"provider": "local", "results": [page]}),
         ("dom", "domain_reputation", "domain_reputation", {"domain": domain, "url": None},
          {"domain": domain, "registered_domain": domain, "risk": 0.72, "signals": [lookalike]}),
+        # a connected MCP tool (SCAMTRAIL_MCP_TOOLS), after the built-in ones
+        (f"remote_tool:urlscan:domain:{domain}", "urlscan", "remote_tool",
+         {"kind": "domain", "value": domain},
+         {"risk": 0.8, "signals": [{"code": "new_domain", "detail": "registered 3 days ago",
+                                    "weight": 0.4}]}),
     ]  # fmt: skip
     events: list[ev.DomainEvent] = [
         ev.EntitiesExtracted(
@@ -228,12 +233,18 @@ async def test_triage_queue_and_review_with_the_keyboard(
         await expect(page.locator("#task-id")).to_have_text(head)
         await expect(page.locator("#final-verdict")).to_have_text("suspicious")
         await no_sideways_scroll(page, f"review_{width}")
+        # A note typed into the review form goes with the keyboard's review; Escape leaves it.
+        await page.fill("#review-note", "Same lure as last week's PayPal wave")
+        await page.keyboard.press("c")  # typed into the field: not a command
+        await page.keyboard.press("Escape")
         await page.keyboard.press("c")
         await expect(page.locator("#task-id")).to_have_text(second)
         await expect(page.locator("#notice")).to_contain_text("Review recorded: confirmed")
         await expect(page.locator("#final-verdict")).not_to_have_text("no verdict yet")
         reviewed = (await api_get(console, f"/tasks/{head}/audit"))["reviews"]
-        assert [(r["decision"], r["verdict"]) for r in reviewed] == [("confirm", "suspicious")]
+        assert [(r["decision"], r["verdict"], r["note"]) for r in reviewed] == [
+            ("confirm", "suspicious", "Same lure as last week's PayPal wavec")
+        ]
 
         # `o` then 3 overrides as safe; the one after opens.
         await page.keyboard.press("o")
@@ -275,6 +286,9 @@ async def test_evidence_is_written_for_people(
         await expect(lookalike).to_contain_text("look-alike")
         await expect(lookalike).to_contain_text("imitates PayPal")
         await expect(page.locator("#entities")).to_contain_text("impersonated brand (PayPal)")
+        remote = page.locator(".evidence-card[data-tool=urlscan]")
+        await expect(remote).to_contain_text(re.compile(r"urlscan on paypa1-\w+\.top: risk 0\.80"))
+        await expect(remote.locator(".signal")).to_contain_text("registered 3 days ago")
 
         # The raw event is one click away.
         raw = database.locator("details.raw")

@@ -68,7 +68,15 @@ async def test_500_clients_on_one_task_and_100_tasks_at_once(
         urls = [f"ws://127.0.0.1:{port}/ws/agent-progress/{hot}"] * 500
         urls += [f"ws://127.0.0.1:{port}/ws/agent-progress/{t}" for t in others]
         clients = await open_all(urls, within=120)
-        await asyncio.gather(*(append_steps(store, t, steps) for t in [hot, *others]))
+        writers = asyncio.Semaphore(16)  # below the harness's pool, as in the test below
+
+        async def write(task: str) -> None:
+            async with writers:
+                await append_steps(store, task, steps)
+
+        async with asyncio.TaskGroup() as group:
+            for task in [hot, *others]:
+                group.create_task(write(task))
         results = await asyncio.wait_for(asyncio.gather(*clients), 120)
     expected = list(range(1, 2 + len(steps)))
     assert len(results) == 600
@@ -107,12 +115,16 @@ async def test_relay_killed_mid_stream_loses_nothing(
                 [f"ws://127.0.0.1:{port}/ws/agent-progress/{t}" for t in tasks], within=180
             )
             appended, midway = 0, asyncio.Event()
+            # Fewer appends at once than the harness's pool holds: on a loaded machine 100
+            # writers queued on 40 connections can wait out the pool's timeout.
+            writers = asyncio.Semaphore(16)
 
             async def stream(task: str) -> None:
                 nonlocal appended
                 body = [ev.ProgressReported(message=f"step {i}", percent=i) for i in range(98)]
                 for i, event in enumerate([*body, ev.TaskCompleted()]):
-                    await append_steps(store, task, [event], after=1 + i)
+                    async with writers:
+                        await append_steps(store, task, [event], after=1 + i)
                     appended += 1
                     if appended == 3000:
                         midway.set()
@@ -121,7 +133,12 @@ async def test_relay_killed_mid_stream_loses_nothing(
                 await midway.wait()
                 first.kill()  # SIGKILL: no checkpoint save, no unlock; PostgreSQL drops the lock
 
-            await asyncio.gather(*(stream(t) for t in tasks), kill_midway())
+            # A task group, not gather: if one writer fails, the others are cancelled with it
+            # instead of appending on into the next test.
+            async with asyncio.TaskGroup() as group:
+                for task in tasks:
+                    group.create_task(stream(task))
+                group.create_task(kill_midway())
             assert not first.alive()
             await wait_for_log(second, "active", within=20)
             results = await asyncio.wait_for(asyncio.gather(*clients), 120)

@@ -18,6 +18,7 @@ from domain.decider import (
 from domain.extraction import extract_entities
 from domain.planning import PlannedCall, plan_tool_calls
 from domain.task import TaskState, fold
+from domain.tools import RemoteTool
 from tests.factories import recorded_stream
 
 pytestmark = pytest.mark.unit
@@ -36,6 +37,7 @@ class Limits:
     tool_concurrency: int = 8
     tool_retry_backoff_s: float = 0.25
     default_region: str = "US"
+    mcp_tools: tuple[RemoteTool, ...] = ()
 
 
 LIMITS = Limits()
