@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from domain import events as ev
+from domain.log import RecordedEvent
+from domain.progress import iso_timestamp, progress_message
 from domain.storable import check_storable
 from domain.task import TaskState
 
@@ -135,6 +137,26 @@ class TimelineEntry(BaseModel):
     actor: str
     duration_ms: float | None = Field(description="How long a tool call took, for tool events.")
     data: dict[str, Any]
+
+    @classmethod
+    def of(cls, recorded: RecordedEvent) -> TimelineEntry:
+        """One event as the timeline shows it (GET /tasks/{id}/timeline, the MCP resource)."""
+        message = progress_message(recorded)
+        event = recorded.event
+        timed = event if isinstance(event, ev.ToolCallCompleted | ev.ToolCallFailed) else None
+        return cls.model_construct(
+            seq=recorded.version,
+            event_type=recorded.type,
+            event_id=str(recorded.event_id),
+            step=message["step"],
+            tool=message["tool"],
+            message=message["message"],
+            error=message["error"],
+            recorded_at=iso_timestamp(recorded.recorded_at),
+            actor=recorded.metadata.actor,
+            duration_ms=timed.duration_ms if timed else None,
+            data=message["data"],
+        )
 
 
 class TimelinePage(BaseModel):

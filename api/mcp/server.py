@@ -9,6 +9,10 @@ as an MCP progress notification: `progress` is the event's `percent` (of `total`
 `message` its message, and `_meta["scamtrail/progress"]` its `step`, `tool`, `seq`, `error`,
 `event_type` and `timestamp`, all from `domain.progress.progress_message`, the WebSocket's own.
 A client that cancels the call cancels the task, if it is still running.
+
+The server also serves a task and its timeline as resources (api/mcp/resources.py) and
+notifies their subscribers of each new event (api/mcp/subscriptions.py: `resources/subscribe`;
+api/mcp/listen.py: `subscriptions/listen`, protocol 2026-07-28).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from pydantic import BaseModel, Field, ValidationError
 from api.application.caller import Caller, Forbidden
 from api.errors import REFUSED
 from api.mcp.auth import CallerOf
+from api.mcp.listen import TaskListen
+from api.mcp.resources import CitedReason, TaskDocument, TaskResources, reasons
+from api.mcp.subscriptions import HubFeed, LogFeed, Subscriptions, TaskFeed
 from api.metrics import StreamMetrics
 from api.schemas import Audit, SubmitTask, TaskPage, TaskView
 from api.services import Services
@@ -36,7 +43,6 @@ from api.streaming import Close, Follow, progress_stream
 from domain import events as ev
 from domain.audit import build_audit
 from domain.errors import TaskAlreadyFinished, TaskNotFound
-from domain.log import RecordedEvent
 from domain.progress import TERMINAL_EVENT_TYPES, progress_message
 from domain.task import Status
 from infrastructure.task_queries import TaskFilter
@@ -47,13 +53,6 @@ PROGRESS_META = "scamtrail/progress"  # the key of the wire fields in a progress
 _WIRE_FIELDS = ("step", "tool", "seq", "error", "event_type", "timestamp")
 _FINISHED = "task finished"  # api.streaming's close reason once the task's last event went out
 LOG_POLL_S = 0.2  # how often a task is read when it is followed from the log
-
-
-class CitedReason(BaseModel):
-    code: str
-    text: str
-    weight: float = Field(description="How much this reason moved the score.")
-    seqs: list[int] = Field(description="The seq of each event this reason rests on.")
 
 
 class Analysis(BaseModel):
@@ -71,8 +70,9 @@ def build_server(
     services: Services, metrics: StreamMetrics, caller_of: CallerOf, *, live: bool = True
 ) -> MCPServer:
     """The MCP server over one process's services; `caller_of` names each call's caller.
-    `live`: follow tasks through the process's Redis subscription (the api); otherwise by
-    reading the log (`scamtrail mcp`, a process that may not hold the relay's Pub/Sub key)."""
+    `live`: follow tasks (analyze_message, subscriptions) through the process's Redis
+    subscription (the api); otherwise by reading the log (`scamtrail mcp`, a process that may
+    not hold the relay's Pub/Sub key)."""
     server: MCPServer = MCPServer(
         "scamtrail",
         version="0.1.0",
@@ -91,6 +91,13 @@ def build_server(
     server.add_tool(tools.review_task, name="review_task")
     server.add_tool(tools.cancel_task, name="cancel_task",
                     annotations=ToolAnnotations(destructive_hint=True))  # fmt: skip
+    tasks = services.application.tasks
+    TaskResources(tasks, caller_of).register(server)
+    feed: TaskFeed = (
+        HubFeed(services.store, services.hub) if live else LogFeed(services.store, LOG_POLL_S)
+    )
+    Subscriptions(tasks, caller_of, services.store, feed).register(server)
+    TaskListen(tasks, caller_of, services.store, feed).register(server)
     return server
 
 
@@ -155,7 +162,7 @@ class _Tools:
             verdict=state.verdict,
             score=state.score,
             confidence=state.confidence,
-            reasons=_reasons(stream),
+            reasons=reasons(stream),
             error=state.error,
             timeline=f"/tasks/{state.task_id}/timeline",
         )
@@ -205,10 +212,13 @@ class _Tools:
         except Exception:
             log.exception("task %s: could not cancel it after its MCP call was cancelled", task_id)
 
-    async def get_task(self, task_id: str, ctx: Context) -> TaskView:
-        """A task's current state: status, step, percent, verdict, score, confidence."""
+    async def get_task(self, task_id: str, ctx: Context) -> TaskDocument:
+        """A task's current state: status, step, percent, verdict, score, confidence, and the
+        reasons of its verdict with the seqs of the events they cite (as the resource
+        scamtrail://tasks/{task_id})."""
         with _refusals():
-            return TaskView.of(await self._tasks.visible(self._caller_of(ctx), task_id))
+            state, stream = await self._tasks.events(self._caller_of(ctx), task_id)
+        return TaskDocument.of_stream(state, stream)
 
     async def get_audit(self, task_id: str, ctx: Context) -> Audit:
         """Why a task's verdict was reached: each reason with the full events it cites (the
@@ -272,17 +282,6 @@ def _submission(content: str, kind: ev.Kind, metadata: dict[str, Any]) -> Submit
             f"{at}: {e['msg']}" for at, e in zip(where, error.errors(), strict=True)
         )
         raise ToolError(f"invalid message: {problems}") from None
-
-
-def _reasons(stream: list[RecordedEvent]) -> list[CitedReason]:
-    """The reasons of the task's latest verdict, each with the seqs it cites."""
-    verdicts = [r.event for r in stream if isinstance(r.event, ev.VerdictReached)]
-    if not verdicts:
-        return []
-    return [
-        CitedReason(code=r.code, text=r.text, weight=r.weight, seqs=list(r.evidence))
-        for r in verdicts[-1].reasons
-    ]
 
 
 async def _report(ctx: Context, message: dict[str, Any]) -> None:

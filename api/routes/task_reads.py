@@ -13,8 +13,6 @@ from api.schemas import Audit, TaskPage, TaskView, TimelineEntry, TimelinePage
 from api.services import Services, services
 from domain import events as ev
 from domain.audit import build_audit
-from domain.log import RecordedEvent
-from domain.progress import iso_timestamp, progress_message
 from domain.task import Status
 from infrastructure.event_store import MAX_VERSION
 from infrastructure.task_queries import TaskFilter
@@ -65,7 +63,7 @@ async def timeline(
     _, stream = await svc.application.tasks.events(caller, task_id, after=after, limit=limit)
     next_after = stream[-1].version if len(stream) == limit else None
     page = TimelinePage.model_construct(
-        task_id=task_id, events=[_entry(r) for r in stream], next_after=next_after
+        task_id=task_id, events=[TimelineEntry.of(r) for r in stream], next_after=next_after
     )
     # Serialized here, once: the entries are built from validated events, and letting FastAPI
     # validate 1,000 of them again costs more than the database read (benchmarks/reads.py).
@@ -78,24 +76,3 @@ async def audit(task_id: str, svc: Svc, caller: Who) -> Audit:
     tools that failed, and the analysts' reviews."""
     state, stream = await svc.application.tasks.events(caller, task_id)
     return Audit.model_validate({**build_audit(stream), "status": state.status})
-
-
-def _entry(recorded: RecordedEvent) -> TimelineEntry:
-    message = progress_message(recorded)
-    event = recorded.event
-    duration = (
-        event.duration_ms if isinstance(event, ev.ToolCallCompleted | ev.ToolCallFailed) else None
-    )
-    return TimelineEntry.model_construct(
-        seq=recorded.version,
-        event_type=recorded.type,
-        event_id=str(recorded.event_id),
-        step=message["step"],
-        tool=message["tool"],
-        message=message["message"],
-        error=message["error"],
-        recorded_at=iso_timestamp(recorded.recorded_at),
-        actor=recorded.metadata.actor,
-        duration_ms=duration,
-        data=message["data"],
-    )

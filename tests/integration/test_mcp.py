@@ -7,6 +7,13 @@ message, its progress notifications in order with the WebSocket's percents and m
 reasons citing seqs that are in the timeline; another tenant's task not found; a missing role
 refused naming the role; 401 without a token; a cancelled call cancels the task; a stream
 replayed from PostgreSQL after an event id, exactly the messages after it.
+
+Resources: the templates listed and `resources.subscribe` declared; a task reads as get_task's
+document and its timeline page by page through `next`; bad URIs and other tenants' tasks are
+MCP errors naming why. Subscriptions: each event after `resources/subscribe` notified once and
+in order, none after `resources/unsubscribe`; at most MAX_SUBSCRIPTIONS a session, ended with
+it (no task, no hub subscription left); `subscriptions/listen` (protocol 2026-07-28) the same,
+bounded per request and per user; without the hub (stdio) one reader of the log for all.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,17 +35,25 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.streamable_http import EventMessage
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types import CallToolResult, JSONRPCNotification, JSONRPCResponse, jsonrpc_message_adapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
+from api.application.caller import Caller
+from api.mcp.auth import fixed_caller
 from api.mcp.event_store import PostgresEventStore
+from api.mcp.listen import MAX_LISTEN_STREAMS
+from api.mcp.server import build_server
+from api.mcp.subscriptions import MAX_SUBSCRIPTIONS
+from api.metrics import StreamMetrics
+from api.services import open_services
 from infrastructure.embedded_redis import free_port
 from infrastructure.mcp_streams import McpStreams
 from infrastructure.settings import Settings
 from tests.auth import token
 from tests.fault_toolbox import fault_toolbox
-from tests.waiting import eventually
+from tests.waiting import eventually, stays_quiet
 from workers.jobs import build_worker
 from workers.relay_main import run_relay
 
@@ -51,6 +67,7 @@ TENANT = "acme"
 @dataclass(frozen=True)
 class Stack:
     url: str  # the api's base URL
+    app: Any  # the api app: its services hold the hub the subscriptions use
 
     @property
     def mcp(self) -> str:
@@ -71,9 +88,8 @@ async def stack(app_settings: Settings, tool_latency_s: float) -> AsyncIterator[
     worker.cron_jobs = []
     stop_relay = asyncio.Event()
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     tasks = [
         asyncio.create_task(worker.async_run()),
         asyncio.create_task(run_relay(settings, stop_relay)),
@@ -81,7 +97,7 @@ async def stack(app_settings: Settings, tool_latency_s: float) -> AsyncIterator[
     ]
     try:
         await eventually(lambda: server.started, within=20, what="the api serves", interval=0.02)
-        yield Stack(f"http://127.0.0.1:{port}")
+        yield Stack(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         stop_relay.set()
@@ -247,6 +263,251 @@ async def _eventually(
 
 def _text(result: CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+# Resources and subscriptions.
+
+
+class Updates:
+    """The `notifications/resources/updated` a client received, as (uri, seq)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    async def __call__(self, message: Any) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/resources/updated":
+            params = root.params.model_dump(by_alias=True, mode="json")
+            self.seen.append((params["uri"], params["_meta"]["scamtrail/seq"]))
+
+    def of(self, uri: str) -> list[int]:
+        return [seq for at, seq in self.seen if at == uri]
+
+    async def until(self, uri: str, seq: int) -> list[int]:
+        """The seqs heard for `uri`, once the last is `seq`."""
+        heard: list[int] = await eventually(
+            lambda: self.of(uri),
+            until=lambda seqs: seqs and seqs[-1] == seq,
+            within=15,
+            what=f"an update for seq {seq} of {uri}",
+        )
+        return heard
+
+
+def task_uri(task_id: str) -> str:
+    return f"scamtrail://tasks/{task_id}"
+
+
+async def read_json(session: Client, uri: str) -> dict[str, Any]:
+    result = await session.read_resource(uri)
+    (content,) = result.contents
+    assert content.mime_type == "application/json"
+    document: dict[str, Any] = json.loads(getattr(content, "text", ""))
+    return document
+
+
+async def subscribe(session: Client, uri: str) -> None:
+    with warnings.catch_warnings():  # the handshake era's method, the one under test here
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        await session.subscribe_resource(uri)
+
+
+async def unsubscribe(session: Client, uri: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        await session.unsubscribe_resource(uri)
+
+
+async def refused(call: Awaitable[object]) -> str:
+    """The message of the MCP error `call` fails with."""
+    with pytest.raises(MCPError) as failure:
+        await call
+    return failure.value.error.message
+
+
+async def test_resource_templates_are_listed_and_subscribing_is_declared(stack: Stack) -> None:
+    async with connect(stack.mcp, bearer(), mode="legacy") as session:
+        listed = await session.list_resource_templates()
+        capabilities = session.server_capabilities
+    templates = {t.name: t for t in listed.resource_templates}
+    assert templates["task"].uri_template == "scamtrail://tasks/{task_id}"
+    assert templates["task_timeline"].uri_template == (
+        "scamtrail://tasks/{task_id}/timeline{?after,limit}"
+    )
+    assert all(t.mime_type == "application/json" for t in templates.values())
+    assert capabilities.resources is not None and capabilities.resources.subscribe
+
+
+async def test_a_task_and_its_timeline_read_as_resources_page_by_page(stack: Stack) -> None:
+    jwt = bearer()
+    async with connect(stack.mcp, jwt) as session:
+        result, _ = await analyze(session, SCAM)
+        task_id = result["task_id"]
+        document = await read_json(session, task_uri(task_id))
+        tool = await session.call_tool("get_task", {"task_id": task_id})
+        pages = [await read_json(session, f"{task_uri(task_id)}/timeline?limit=4")]
+        while pages[-1]["next"]:
+            pages.append(await read_json(session, pages[-1]["next"]))
+        rest = await read_json(session, f"{task_uri(task_id)}/timeline?after=2")
+    assert document == tool.structured_content  # the resource is get_task's document
+    assert document["verdict"] == "scam" and document["reasons"]
+    assert [r["seqs"] for r in document["reasons"]] == [r["seqs"] for r in result["reasons"]]
+    wire = await socket_messages(stack.url, task_id, jwt)
+    seqs = [e["seq"] for page in pages for e in page["events"]]
+    assert seqs == [m["seq"] for m in wire]  # every event once, in order, across the pages
+    assert len(pages) > 2 and all(len(page["events"]) == 4 for page in pages[:-1])
+    assert pages[1]["events"][0]["seq"] == 5
+    assert pages[0]["next"] == f"{task_uri(task_id)}/timeline?after=4&limit=4"
+    assert [e["seq"] for e in rest["events"]] == seqs[2:] and rest["next"] is None
+
+
+async def test_bad_resource_uris_and_other_tenants_tasks_are_clear_mcp_errors(
+    stack: Stack,
+) -> None:
+    async with connect(stack.mcp, bearer()) as session:
+        result, _ = await analyze(session, SAFE)
+    uri = task_uri(result["task_id"])
+    async with connect(stack.mcp, bearer(tenant="elsewhere"), mode="legacy") as other:
+        for theirs in (uri, f"{uri}/timeline", f"{uri}/timeline?after=1"):
+            assert "not found" in await refused(other.read_resource(theirs)), theirs
+        assert "not found" in await refused(subscribe(other, uri))
+        missing = task_uri("6c0b1e7e-8a8e-4c1e-9d2a-0e5b9c7d1f00")
+        assert "not found" in await refused(other.read_resource(missing))
+        bad = {
+            "scamtrail://tasks/not-a-task": "UUID",
+            f"{uri}/timeline?after=-1": "after",
+            f"{uri}/timeline?after=abc": "after",
+            f"{uri}/timeline?after=99999999999": "after",
+            f"{uri}/timeline?limit=0": "limit",
+            f"{uri}/timeline?limit=100000": "limit",
+        }
+        for wrong, named in bad.items():
+            assert named in await refused(other.read_resource(wrong)), wrong
+            assert named in await refused(subscribe(other, wrong)), wrong
+        assert "unknown resource" in await refused(subscribe(other, "scamtrail://nothing"))
+
+
+@pytest.mark.parametrize("tool_latency_s", [0.3])
+async def test_subscribers_hear_of_each_new_event_until_they_unsubscribe(stack: Stack) -> None:
+    updates = Updates()
+    async with connect(stack.mcp, bearer(), mode="legacy", message_handler=updates) as session:
+        call = asyncio.create_task(session.call_tool("analyze_message", {"content": SCAM}))
+        task_id = await _first_task(session)
+        uri, timeline = task_uri(task_id), f"{task_uri(task_id)}/timeline?after=1"
+        await subscribe(session, uri)
+        await subscribe(session, timeline)
+        subscribed_at = (await read_json(session, uri))["version"]
+        assert not (await call).is_error
+        final = (await read_json(session, uri))["version"]
+        for subscribed in (uri, timeline):
+            heard = await updates.until(subscribed, final)
+            # Each event since the subscription, once and in order.
+            assert heard == list(range(heard[0], final + 1)) and heard[0] <= subscribed_at + 1
+        # Events after the task's end (an analyst's review) are news too.
+        await session.call_tool("review_task", {"task_id": task_id, "decision": "confirm"})
+        await updates.until(uri, final + 1)
+        await unsubscribe(session, uri)
+        await unsubscribe(session, timeline)
+        count = len(updates.seen)
+        await session.call_tool("review_task", {"task_id": task_id, "decision": "confirm"})
+        # Delivery took well under a second above; a notification still on its way after an
+        # unsubscribe would show within that.
+        await stays_quiet(
+            lambda: updates.seen[count:], for_s=1.0, what="an update after unsubscribe"
+        )
+
+
+async def test_subscriptions_are_bounded_per_session_and_end_with_it(stack: Stack) -> None:
+    hub = stack.app.state.services.hub
+    async with connect(stack.mcp, bearer(), mode="legacy") as session:
+        result, _ = await analyze(session, SAFE)
+        uris = [f"{task_uri(result['task_id'])}/timeline?after={n}" for n in range(33)]
+        for uri in uris[:MAX_SUBSCRIPTIONS]:
+            await subscribe(session, uri)
+        await subscribe(session, uris[0])  # again: still one subscription
+        assert "too many subscriptions" in await refused(subscribe(session, uris[-1]))
+        await unsubscribe(session, uris[0])
+        await subscribe(session, uris[-1])
+        assert _subscription_tasks() == MAX_SUBSCRIPTIONS
+        await eventually(lambda: hub.subscriber_count == MAX_SUBSCRIPTIONS, within=5,
+                         what="one hub subscription each")  # fmt: skip
+    # The session is gone (the client deleted it): so are its subscriptions.
+    await eventually(lambda: _subscription_tasks() == 0 and hub.subscriber_count == 0,
+                     within=10, what="the subscriptions to end with their session")  # fmt: skip
+
+
+async def test_a_listen_stream_hears_of_new_events_until_it_is_closed(stack: Stack) -> None:
+    """Protocol 2026-07-28, where `subscriptions/listen` replaces resources/subscribe."""
+    hub = stack.app.state.services.hub
+    async with connect(stack.mcp, bearer()) as session:
+        assert session.protocol_version == "2026-07-28"
+        result, _ = await analyze(session, SAFE)
+        uri = task_uri(result["task_id"])
+        heard: list[str] = []
+        async with session.listen(resource_subscriptions=[uri]) as stream:
+            assert stream.honored.resource_subscriptions == [uri]
+
+            async def collect() -> None:
+                async for event in stream:
+                    heard.append(getattr(event, "uri", ""))
+
+            reader = asyncio.create_task(collect())
+            await session.call_tool("review_task", {"task_id": result["task_id"],
+                                                    "decision": "confirm"})  # fmt: skip
+            await eventually(lambda: heard == [uri], within=15, what="an update for the review")
+            reader.cancel()
+        await eventually(lambda: hub.subscriber_count == 0, within=10,
+                         what="the stream's follower to end with it")  # fmt: skip
+        many = [f"{uri}/timeline?after={n}" for n in range(MAX_SUBSCRIPTIONS + 1)]
+        assert "too many subscriptions" in await refused(_listen(session, *many))
+        async with contextlib.AsyncExitStack() as streams:
+            for _ in range(MAX_LISTEN_STREAMS):
+                await streams.enter_async_context(session.listen(resource_subscriptions=[uri]))
+            assert "too many listen streams" in await refused(_listen(session, uri))
+        await _listen(session, uri)  # closed streams count no more
+    async with connect(stack.mcp, bearer(tenant="elsewhere")) as other:
+        assert "not found" in await refused(_listen(other, uri))
+        assert "UUID" in await refused(_listen(other, "scamtrail://tasks/nope"))
+
+
+async def _listen(session: Client, *uris: str) -> None:
+    async with session.listen(resource_subscriptions=list(uris)):
+        pass
+
+
+async def test_without_the_hub_one_reader_of_the_log_serves_every_subscription(
+    app_settings: Settings,
+) -> None:
+    """`scamtrail mcp` (stdio) follows tasks from the log: one reader for the process, only
+    while a subscription is open."""
+    caller = Caller(TENANT, "user:log", frozenset({"submitter", "analyst"}))
+    updates = Updates()
+    async with open_services(app_settings) as services:
+        server = build_server(services, StreamMetrics(), fixed_caller(caller), live=False)
+        tasks = services.application.tasks
+        async with Client(server, mode="legacy", message_handler=updates) as session:
+            submitted = [(await tasks.submit(caller, SAFE, "sms", {}, None)).task_id
+                         for _ in range(2)]  # fmt: skip
+            uris = [task_uri(t) for t in submitted] + [f"{task_uri(submitted[0])}/timeline"]
+            for uri in uris:
+                await subscribe(session, uri)
+            assert _tasks_named("mcp-subscriptions-log") == 1
+            for task_id in submitted:
+                await tasks.cancel(caller, task_id, "no worker here")
+            for uri in uris:
+                await updates.until(uri, 2)  # TaskCancelled follows TaskSubmitted
+            assert sorted(updates.seen) == sorted((uri, 2) for uri in uris)
+        await eventually(lambda: _tasks_named("mcp-subscriptions-log") == 0,
+                         within=5, what="the reader to stop with the subscriptions")  # fmt: skip
+        assert _subscription_tasks() == 0
+
+
+def _tasks_named(name: str) -> int:
+    return sum(1 for t in asyncio.all_tasks() if t.get_name() == name)
+
+
+def _subscription_tasks() -> int:
+    return sum(1 for t in asyncio.all_tasks() if t.get_name().startswith("mcp-subscription "))
 
 
 # The event store on its own.
