@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.common import as_text, bench_database
-from benchmarks.report import BENCHMARKS, ROOT, ROWS, run
+from benchmarks.report import BENCHMARKS, ROOT, ROWS, run, write_performance
 
 
 def spread(values: list[float]) -> str:
@@ -43,30 +43,29 @@ def drop_bench_database() -> None:
     asyncio.run(drop())
 
 
-def main(baseline: Path, runs: int, only: list[str]) -> None:
-    # A benchmark the baseline tree does not have yet cannot be compared.
-    names = [
-        name
-        for name in BENCHMARKS
-        if (not only or name in only) and (baseline / "benchmarks" / f"{name}.py").exists()
-    ]
+def main(baseline: Path, runs: int, only: list[str], write: bool) -> None:
+    names = [name for name in BENCHMARKS if not only or name in only]
     trees = {"baseline": baseline.resolve(), "this tree": ROOT}
     reports: dict[str, dict[str, list[Any]]] = {t: {n: [] for n in names} for t in trees}
     for name in names:
         for _ in range(runs):
             for label, tree in trees.items():
+                if not (tree / "benchmarks" / f"{name}.py").exists():
+                    continue  # a benchmark the baseline tree does not have yet: this tree only
                 drop_bench_database()
                 reports[label][name].append(run(name, tree))
     print(f"{runs} alternating run(s) each; min / median / max")
     print("| benchmark | figure | baseline tree | this tree | ratio of medians |")
     print("| --- | --- | --- | --- | --- |")
     for bench, figure, unit, _target, value, _base in ROWS:
-        if bench not in names:
+        if bench not in names or not reports["baseline"][bench]:
             continue
         before = [value(r) for r in reports["baseline"][bench]]
         after = [value(r) for r in reports["this tree"][bench]]
         ratio = statistics.median(after) / statistics.median(before)
         print(f"| {bench} | {figure} ({unit}) | {spread(before)} | {spread(after)} | {ratio:.3f} |")
+    if write and not only:
+        write_performance(reports["this tree"], runs)  # this tree's runs, as `make bench` would
 
 
 if __name__ == "__main__":
@@ -74,5 +73,8 @@ if __name__ == "__main__":
     parser.add_argument("--baseline", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=[], choices=BENCHMARKS)
+    parser.add_argument(
+        "--write", action="store_true", help="also write docs/PERFORMANCE.md from this tree's runs"
+    )
     arguments = parser.parse_args()
-    main(arguments.baseline, arguments.runs, arguments.only)
+    main(arguments.baseline, arguments.runs, arguments.only, arguments.write)

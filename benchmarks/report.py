@@ -109,7 +109,11 @@ def run(name: str, tree: Path = ROOT) -> Any:
 
 
 def main(runs: int) -> None:
-    reports = {name: [run(name) for _ in range(runs)] for name in BENCHMARKS}
+    write_performance({name: [run(name) for _ in range(runs)] for name in BENCHMARKS}, runs)
+
+
+def write_performance(reports: dict[str, list[Any]], runs: int) -> None:
+    """docs/PERFORMANCE.md from `runs` reports of each benchmark (and print it)."""
     lines = [
         "# Performance",
         "",

@@ -13,6 +13,10 @@ clients in separate processes (so the clients do not steal the api's CPU in-proc
    (recorded_at, ms resolution, same machine clock).
 3. Resident memory per idle socket: the api's RSS growth per socket past a warm-up of 10% of
    the sockets (the first connections also pay one-off costs).
+4. Baseline for 2 and 3, in the same run: the design scamtrail replaces
+   (benchmarks/seed_design.py: PUBLISH right after the append, from the writer's process, and
+   one Redis subscription per socket), with the same clients, tasks and pacing.
+The writers ring the log's doorbell after each append, as the api and the workers do.
 
     python benchmarks/streaming.py [--seconds 5] [--sockets 1000,5000]
 
@@ -31,7 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, bench_token
 from benchmarks.seed_design import seed_channel
@@ -47,8 +51,9 @@ from domain import events as ev
 from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import create_engine, migrate
+from infrastructure.doorbell import Doorbell
 from infrastructure.embedded_redis import free_port
-from infrastructure.event_store import EventStore
+from infrastructure.event_store import AppendResult, EventStore
 from infrastructure.settings import load_settings
 
 # Run from the project root with PYTHONPATH=. (as `make bench` does).
@@ -76,6 +81,27 @@ def rss_kb(pid: int) -> int:
 
 def new(event: ev.DomainEvent) -> NewEvent:
     return NewEvent(event, METADATA)
+
+
+class RingingStore(EventStore):
+    """Appends as the api and the workers do (infrastructure/task_log.py): the log's doorbell
+    rung after each commit, so a relay that went quiet between two phases wakes at once."""
+
+    def __init__(self, engine: AsyncEngine, doorbell: Doorbell) -> None:
+        super().__init__(engine)
+        self._doorbell = doorbell
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        conn: AsyncConnection | None = None,
+    ) -> AppendResult:
+        result = await super().append(stream_id, events, expected_version, conn=conn)
+        self._doorbell.ring()
+        return result
 
 
 # --- client process -------------------------------------------------------------------------
@@ -425,7 +451,8 @@ async def main(seconds: float, socket_counts: list[int], rate: int) -> None:
     await migrate(database_url)
     settings = load_settings(database_url=database_url, redis_url=redis_url)
     engine = create_engine(settings, pool_size=20)
-    store, redis = EventStore(engine), Redis.from_url(redis_url)
+    redis = Redis.from_url(redis_url)
+    store = RingingStore(engine, Doorbell(settings, redis))
     logs = Path(os.environ.get("TMPDIR", "/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMTRAIL_")}
     env.update(SCAMTRAIL_DATABASE_URL=database_url, SCAMTRAIL_REDIS_URL=redis_url,
