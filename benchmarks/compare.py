@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +31,33 @@ def spread(values: list[float]) -> str:
     return f"{min(values):g} / {statistics.median(values):g} / {max(values):g}"
 
 
-def drop_bench_database() -> None:
+def drop_bench_databases() -> None:
+    """Every database a benchmark makes (`scamtrail_bench`, `scamtrail_bench_streaming`, ...)."""
     url = bench_database()
     server = as_text(url.set(database="postgres"), driver="postgresql")
 
     async def drop() -> None:
         connection = await asyncpg.connect(server)
         try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+            names = await connection.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{url.database}%"
+            )
+            for (name,) in names:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await connection.close()
 
     asyncio.run(drop())
+
+
+def measured(name: str, tree: Path) -> Any | None:
+    """One run, or None (saying why) if it failed: one failed run does not lose the others."""
+    drop_bench_databases()
+    try:
+        return run(name, tree)
+    except subprocess.CalledProcessError as error:
+        print(f"{name} on {tree} failed:\n{(error.stderr or '')[-2000:]}", file=sys.stderr)
+        return None
 
 
 def main(baseline: Path, runs: int, only: list[str], write: bool) -> None:
@@ -52,13 +69,13 @@ def main(baseline: Path, runs: int, only: list[str], write: bool) -> None:
             for label, tree in trees.items():
                 if not (tree / "benchmarks" / f"{name}.py").exists():
                     continue  # a benchmark the baseline tree does not have yet: this tree only
-                drop_bench_database()
-                reports[label][name].append(run(name, tree))
+                if (report := measured(name, tree)) is not None:
+                    reports[label][name].append(report)
     print(f"{runs} alternating run(s) each; min / median / max")
     print("| benchmark | figure | baseline tree | this tree | ratio of medians |")
     print("| --- | --- | --- | --- | --- |")
     for bench, figure, unit, _target, value, _base in ROWS:
-        if bench not in names or not reports["baseline"][bench]:
+        if bench not in names or not reports["baseline"][bench] or not reports["this tree"][bench]:
             continue
         before = [value(r) for r in reports["baseline"][bench]]
         after = [value(r) for r in reports["this tree"][bench]]

@@ -4,6 +4,7 @@ every way a request can go wrong to a one-line message and an exit code."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -99,9 +100,12 @@ class ApiClient:
         url = f"{base}/ws/agent-progress/{quote(task_id, safe='')}?after={after}"
         return f"{url}&token={quote(self.token, safe='')}" if self.token else url
 
-    def tenant_socket_url(self) -> str:
-        """The socket on every task of the token's tenant (analysts only)."""
+    def tenant_socket_url(self, named: Sequence[str] = ()) -> str:
+        """The socket on every task of the token's tenant (analysts only), and the history of
+        the `named` tasks."""
         url = "ws" + self.url[len("http") :] + "/ws/tasks?tenant="
+        if named:
+            url += "&ids=" + quote(",".join(named), safe=",")
         return f"{url}&token={quote(self.token, safe='')}" if self.token else url
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import websockets
@@ -17,6 +18,7 @@ from api.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, exit_code_for_close
 from domain.task import FINISHED as TERMINAL_STEPS
 
 RECONNECTS = 5  # consecutive failed connects before the api counts as gone
+MAX_NAMED = 100  # tasks a reconnecting tenant socket names (the api's default WS_MAX_TASKS)
 
 Handler = Callable[[dict[str, Any]], None]
 
@@ -73,10 +75,12 @@ async def watch_tenant(
 
     A socket the server closes (idle, restart) is opened again; an api that went away is tried
     again for `patience` seconds, then given up with exit 3 (at the start, RECONNECTS failed
-    connects are enough: a wrong --url should not keep anyone waiting). The tenant's socket
-    starts from the moment it opens, so what the tasks did while none was open is not shown;
-    an event seen before a reconnect is not repeated."""
+    connects are enough: a wrong --url should not keep anyone waiting). A socket opened again
+    names the tasks whose events may have gone by meanwhile (`CatchUp`), so their history
+    comes with it; an event seen before a reconnect is not repeated."""
     seen: dict[str, int] = {}  # the last seq handed on, per task
+    catch_up = CatchUp()
+    named: list[str] = []  # the tasks the current socket names
     opened = 0  # sockets the server said `connected` on
     failures = 0  # sockets in a row that brought no message at all
     lost_at = 0.0  # when the last socket that worked was lost
@@ -87,14 +91,20 @@ async def watch_tenant(
         if opened == 0:
             notify(f"following the tenant's tasks at {api.url}; Ctrl-C stops")
         elif failures > 1:
-            notify(f"reconnected to {api.url}; what happened while away is not shown")
+            notify(f"reconnected to {api.url}; catching up on {len(named)} task(s) from the log")
         opened += 1
         failures = 0
 
+    def shown(message: dict[str, Any]) -> None:
+        catch_up.saw(message)
+        on_event(message)
+
     while True:
-        why = await _tenant_socket(api, seen, on_event, connected)
+        named = await catch_up.tasks(api) if opened else []
+        why = await _tenant_socket(api, seen, shown, connected, named)
         if failures == 0:
             lost_at = loop.time()
+            catch_up.lost()
         failures += 1
         if opened == 0 and failures >= RECONNECTS:
             raise ClientError(
@@ -112,14 +122,54 @@ async def watch_tenant(
         await asyncio.sleep(min(0.2 * failures, 1.0))
 
 
+class CatchUp:
+    """What a tenant socket opened again names besides the tenant (`?ids=`), so that the events
+    that went by while no socket was open come with its history: the tasks seen that had not
+    finished, and those submitted since shortly before the last socket was lost. What was shown
+    already is dropped by seq, so naming a task too many costs a replay, never a repeat."""
+
+    SLACK = timedelta(seconds=30)  # clocks of the api and this machine may disagree
+
+    def __init__(self) -> None:
+        self.unfinished: dict[str, None] = {}  # an ordered set, the most recent last
+        self.lost_at: datetime | None = None
+
+    def saw(self, message: dict[str, Any]) -> None:
+        task = message.get("task_id")
+        if task:
+            self.unfinished.pop(task, None)
+            if message.get("step") not in TERMINAL_STEPS:
+                self.unfinished[task] = None
+
+    def lost(self) -> None:
+        self.lost_at = datetime.now(UTC)
+
+    async def tasks(self, api: ApiClient) -> list[str]:
+        """The tasks to name, at most MAX_NAMED: those submitted in the gap first."""
+        submitted: list[str] = []
+        if self.lost_at is not None:
+            since = (self.lost_at - self.SLACK).isoformat()
+            params = {"submitted_after": since, "limit": MAX_NAMED}
+            try:
+                page = await api.call("GET", "/tasks", params=params)
+                submitted = [task["task_id"] for task in page["tasks"]]
+            except ClientError:
+                pass  # the api is not back yet: the socket's own attempt says so
+        return list(dict.fromkeys([*submitted, *reversed(self.unfinished)]))[:MAX_NAMED]
+
+
 async def _tenant_socket(
-    api: ApiClient, seen: dict[str, int], on_event: Handler, connected: Callable[[], None]
+    api: ApiClient,
+    seen: dict[str, int],
+    on_event: Handler,
+    connected: Callable[[], None],
+    named: list[str],
 ) -> object:
     """One tenant socket, until it closes or breaks: why it ended. A refusal for good (a 4xx
     answer, a 44xx close) raises ClientError; a server error is worth another try."""
     code: int | None = None
     try:
-        async with websockets.connect(api.tenant_socket_url(), open_timeout=10) as ws:
+        async with websockets.connect(api.tenant_socket_url(named), open_timeout=10) as ws:
             async for raw in ws:
                 message = json.loads(raw)
                 if message.get("step") == "connected" and "seq" not in message:

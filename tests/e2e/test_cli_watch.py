@@ -4,8 +4,9 @@ worker, and the command in a process of its own with an analyst's token.
 - two tasks of the watched tenant show live, each line with the task's whole id, their steps in
   order up to `completed` with the verdict the api records; another tenant's task never shows;
   Ctrl-C ends the watch with exit 130 and no traceback
-- the api killed and started again on its port: the watch says it lost the api, reconnects,
-  says so, and shows a task submitted after
+- the api killed and started again on its port while a task is under way: the watch says it
+  lost the api, reconnects, says so, shows every event of that task once (those of the gap
+  caught up from the log), and shows a task submitted after
 - the api killed for good: after --patience seconds the watch ends with exit 3 and one line
 """
 
@@ -150,6 +151,13 @@ def finished(url: str, task_id: str, tenant: str) -> dict[str, Any]:
     return task
 
 
+def timeline_of(url: str, task_id: str, tenant: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token(tenant, ['analyst'], 'reader')}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as http:
+        events: list[dict[str, Any]] = http.get(f"/tasks/{task_id}/timeline").json()["events"]
+    return events
+
+
 def steps_of(output: str, task_id: str) -> list[tuple[str, str]]:
     """(step, message) of each line the watch printed for the task: `time id mark step text`."""
     lines = [line.split(maxsplit=4) for line in output.splitlines()]
@@ -184,11 +192,20 @@ def test_watch_shows_the_tenants_tasks_live_and_ends_on_ctrl_c(stack: Stack, wat
     assert "Traceback" not in watch.stderr() and "error" not in watch.stderr(), watch.stderr()
 
 
-def test_watch_reconnects_to_a_restarted_api(stack: Stack, watch: Watch) -> None:
+def test_watch_reconnects_to_a_restarted_api_and_misses_nothing(stack: Stack, watch: Watch) -> None:
+    # A task under way when the api dies: the worker carries on while no socket is open, and
+    # the reconnected watch catches up on what went by, each event once.
+    running = submit(stack.url, SCAM, stack.tenant)
+    watch.wait_for(running, on="stdout")
     stack.api.kill()
     watch.wait_for("lost the api at")
     stack.restart_api()
     watch.wait_for("reconnected to", within=60)
+    watch.wait_for("catching up on", within=5)
+    watch.wait_for(f"{running} · completed", on="stdout", within=60)
+    timeline = timeline_of(stack.url, running, stack.tenant)
+    assert len(steps_of(watch.stdout(), running)) == len(timeline), watch.stdout()
+
     task_id = submit(stack.url, SCAM, stack.tenant)
     watch.wait_for(f"{task_id} · completed", on="stdout", within=60)
     watch.process.send_signal(signal.SIGINT)
