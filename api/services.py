@@ -10,7 +10,7 @@ from arq import ArqRedis
 from fastapi import Request
 from redis.asyncio import ConnectionPool, Redis
 
-from api.application import Application
+from api.application.application import Application
 from api.limits import TenantRates
 from infrastructure.analysis_queue import enqueue_analysis
 from infrastructure.doorbell import Doorbell

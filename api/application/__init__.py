@@ -3,39 +3,8 @@ command line (api/cli) and any other (an MCP server) call them with a `Caller` o
 `Operator`. They check roles and visibility, decide, and use the repositories
 (infrastructure/repositories.py); they never build URLs or responses. Their refusals map to an
 HTTP status, a WebSocket close code and an exit code in one table (api/errors.py).
+
+The package itself imports nothing: `api.application.caller` and `api.application.refusals` are
+read by every command-line command (the refusal table), the whole set of use cases
+(`api.application.application.Application`) only by the processes that serve them.
 """
-
-from __future__ import annotations
-
-from api.application.admin import Admin
-from api.application.caller import Caller, Operator, check_roles
-from api.application.indicators import Indicators
-from api.application.tasks import Enqueue, TaskLimits, Tasks
-from api.limits import TenantRates
-from infrastructure.dashboard_queries import Dashboard
-from infrastructure.repositories import Repositories
-from infrastructure.settings import Settings
-
-__all__ = ["Application", "Caller", "Operator"]
-
-
-class Application:
-    """Every use case of an api process, over its repositories, queue and rate counters."""
-
-    def __init__(
-        self, repositories: Repositories, settings: Settings, enqueue: Enqueue, rates: TenantRates
-    ) -> None:
-        self._repositories = repositories
-        limits = TaskLimits(
-            max_content_bytes=settings.max_content_bytes,
-            max_metadata_bytes=settings.max_metadata_bytes,
-            max_reviews_per_task=settings.max_reviews_per_task,
-        )
-        self.tasks = Tasks(repositories.tasks, repositories.task_queries, enqueue, rates, limits)
-        self.indicators = Indicators(repositories, rates)
-        self.admin = Admin(repositories.projections)
-
-    async def dashboard(self, caller: Caller, days: int) -> Dashboard:
-        """The caller's tenant's figures for the last `days` days (analysts)."""
-        check_roles(caller, ("analyst",))
-        return await self._repositories.dashboard(caller.tenant, days)

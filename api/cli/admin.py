@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.application.admin import Admin, age_from_text
 from api.cli.operator import operator
 from api.cli.stack import stack_settings
-from infrastructure.indicator_projection import IndicatorRebuild
-from infrastructure.projection_rebuild import RebuildReport
-from infrastructure.repositories import open_repositories
+
+if TYPE_CHECKING:
+    from infrastructure.indicator_projection import IndicatorRebuild
+    from infrastructure.projection_rebuild import RebuildReport
+
+# The use cases and repositories are imported by the commands that use them: every `scamtrail`
+# command loads this module, and the relay and the worker should not wait on the whole
+# application's imports to start.
 
 projections = typer.Typer(help="Projections of the event log.", no_args_is_help=True)
 tasks = typer.Typer(help="Tasks: list, watch live, retention.", no_args_is_help=True)
@@ -25,6 +30,8 @@ console = Console(stderr=True)
 
 def parse_age(text: str) -> timedelta:
     """age_from_text for a command-line option: a bad age is a usage error (exit 2)."""
+    from api.application.admin import age_from_text
+
     try:
         return age_from_text(text)
     except ValueError as error:
@@ -35,6 +42,9 @@ def parse_age(text: str) -> timedelta:
 def rebuild(batch: int = typer.Option(500, min=1, max=10_000, help="Tasks per batch.")) -> None:
     """Recompute every task row, and the known indicators, from the log; report how many task
     rows changed."""
+    from api.application.admin import Admin
+    from infrastructure.repositories import open_repositories
+
     settings = stack_settings("database_url")
 
     async def run(progress: Progress) -> tuple[RebuildReport, IndicatorRebuild]:
@@ -62,6 +72,9 @@ def prune(
     older_than: str = typer.Option(..., help="Age of finished tasks to delete, e.g. 90d."),
 ) -> None:
     """Delete whole streams of tasks that finished longer ago than --older-than."""
+    from api.application.admin import Admin
+    from infrastructure.repositories import open_repositories
+
     age = parse_age(older_than)
     settings = stack_settings("database_url")
 

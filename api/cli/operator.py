@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import getpass
+from typing import TYPE_CHECKING
 
-from api.application.caller import Operator
+if TYPE_CHECKING:
+    from api.application.caller import Operator
 
 
 def operator() -> Operator:
-    """The user running the command, as the events it writes record it (`cli:<user>`)."""
+    """The user running the command, as the events it writes record it (`cli:<user>`). The use
+    cases are imported here, when a command acts: not by every command that merely starts."""
+    from api.application.caller import Operator
+
     try:
         return Operator(f"cli:{getpass.getuser()}")
     except (OSError, KeyError):  # no user name in the environment or the password database

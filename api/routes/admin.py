@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api.application import Caller
 from api.application.admin import age_from_text
+from api.application.caller import Caller
 from api.caller import require
 from api.services import Services, services
 

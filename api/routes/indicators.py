@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from api.application import Caller
-from api.application.caller import ROLES
+from api.application.caller import ROLES, Caller
 from api.application.indicators import Assertion
 from api.caller import require
 from api.schemas import storable

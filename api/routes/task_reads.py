@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.application import Caller
+from api.application.caller import Caller
 from api.caller import require
 from api.schemas import Audit, TaskPage, TaskView, TimelineEntry, TimelinePage
 from api.services import Services, services

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
 
-from api.application import Caller
+from api.application.caller import Caller
 from api.caller import require
 from api.schemas import CancelTask, ReviewTask, SubmitTask, TaskAccepted, TaskView, links
 from api.services import Services, services
