@@ -344,6 +344,10 @@ class ProgressHub:
         except TimeoutError:
             log.warning("progress hub: Redis did not confirm %s in time", sub.channels)
             confirmed = False
+            # The read of the log that `mark_stale` below brings covers what committed so far;
+            # what is published after it and before Redis takes the SUBSCRIBE reaches nobody.
+            # So the late confirmation marks the channel's subscribers stale once more.
+            self._stale_on_confirm.update(c for c in sub.channels if c not in self._confirmed)
         except BaseException:
             self.unsubscribe(sub)
             raise

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+import infrastructure.hub as hub_module
 from api.caller import Caller
 from api.metrics import StreamMetrics
 from api.routes.stream import _ExpiryClose, _pump
@@ -320,3 +321,31 @@ async def test_subscribers_that_leave_before_redis_confirms_leave_nothing_behind
     await eventually(lambda: not hub._chores, within=5, what="the hub's chores done")
     assert hub._waiters == {}
     assert hub.subscriber_count == 0 and hub.channel_count == 0
+
+
+async def test_a_message_published_before_a_late_subscribe_confirmation_is_not_lost(
+    store: EventStore, hub: ProgressHub, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis confirms the SUBSCRIBE after the hub stopped waiting (a loaded machine): the
+    socket reads the log at once, then seqs 2 and 3 (the last) are published before Redis
+    takes the subscription, so they reach nobody, and no later message shows the gap. The late
+    confirmation has the socket read the log again."""
+    task = f"task-{uuid.uuid4()}"
+    await store.append(task, [submitted()], 0)
+    release = asyncio.Event()
+    send_subscribe = hub._send_subscribe
+
+    async def held_back(pubsub: Any, channels: list[str]) -> None:
+        await release.wait()
+        await send_subscribe(pubsub, channels)
+
+    monkeypatch.setattr(hub_module, "SUBSCRIBE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(hub, "_send_subscribe", held_back)
+    stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
+    await anext(stream)  # connected, then the subscribe times out: stale, the log is read
+    assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
+    await store.append(task, [progress(50), new(ev.TaskCompleted())], 1)
+    await publish(redis, store, task, [2, 3])  # nobody subscribed yet: lost on Redis
+    release.set()  # nothing is published after the confirmation: only the log has seqs 2, 3
+    assert await collect(stream) == [2, 3]
+    assert task_channel(task) in hub._confirmed
