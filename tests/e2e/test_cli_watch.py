@@ -183,12 +183,15 @@ def test_watch_shows_the_tenants_tasks_live_and_ends_on_ctrl_c(stack: Stack, wat
         names = [step for step, _ in steps]
         assert names[0] == "entity_extraction" and names[-1] == "completed", steps
         assert "reasoning" in names, steps
-        assert len(steps) == len(set(steps)), f"a line shown twice: {steps}"
+        # Each event once: as many lines as the timeline has events (two events may read
+        # alike, e.g. two scam-database calls done in the same number of milliseconds).
+        timeline = timeline_of(stack.url, task_id, stack.tenant)
+        assert len(steps) == len(timeline), f"lines and events differ: {steps}"
         assert any(text.startswith(f"Verdict: {verdict} (score") for _, text in steps)
         assert steps[-1][1] == f"Analysis complete: {verdict}", steps
 
     watch.process.send_signal(signal.SIGINT)
-    assert watch.exit_code(within=15) == CTRL_C, watch.stderr()
+    assert watch.exit_code(within=45) == CTRL_C, watch.stderr()
     assert "Traceback" not in watch.stderr() and "error" not in watch.stderr(), watch.stderr()
 
 
@@ -209,7 +212,7 @@ def test_watch_reconnects_to_a_restarted_api_and_misses_nothing(stack: Stack, wa
     task_id = submit(stack.url, SCAM, stack.tenant)
     watch.wait_for(f"{task_id} · completed", on="stdout", within=60)
     watch.process.send_signal(signal.SIGINT)
-    assert watch.exit_code(within=15) == CTRL_C, watch.stderr()
+    assert watch.exit_code(within=45) == CTRL_C, watch.stderr()
     assert "Traceback" not in watch.stderr(), watch.stderr()
 
 

@@ -8,7 +8,7 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,20 +97,22 @@ def _signed(**claims: Any) -> str:
     return jwt.encode(body, TEST_SECRET, algorithm="HS256")
 
 
+# Claims built when the test runs, not when it is collected: a long run (a loaded machine)
+# would otherwise find these tokens expired, and the test would see the wrong refusal.
 @pytest.mark.parametrize(
     ("claims", "name"),
     [
-        ({"exp": str(int(time.time()) + 600)}, "exp"),
-        ({"exp": int(time.time()) + 600, "iat": str(int(time.time()))}, "iat"),
-        ({"exp": int(time.time()) + 600, "nbf": str(int(time.time()) - 5)}, "nbf"),
-        ({"exp": True}, "exp"),
+        (lambda now: {"exp": str(now + 600)}, "exp"),
+        (lambda now: {"exp": now + 600, "iat": str(now)}, "iat"),
+        (lambda now: {"exp": now + 600, "nbf": str(now - 5)}, "nbf"),
+        (lambda now: {"exp": True}, "exp"),
     ],
 )
 def test_time_claims_that_are_not_numbers_are_refused(
-    verifier: TokenVerifier, claims: dict[str, Any], name: str
+    verifier: TokenVerifier, claims: Callable[[int], dict[str, Any]], name: str
 ) -> None:
     with pytest.raises(NotAuthenticated, match=name):
-        verifier.verify(_signed(**claims))
+        verifier.verify(_signed(**claims(int(time.time()))))
 
 
 def test_a_year_9999_expiry_is_refused(verifier: TokenVerifier) -> None:
