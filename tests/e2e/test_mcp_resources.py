@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +30,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from tests.e2e.progress_stack import ROOT
 from tests.e2e.test_mcp_stack import SCAM, Stack, jwt, socket_messages, stack
+from tests.mcp_resources_client import Updates, read_json, task_uri
 from tests.waiting import eventually, stays_quiet
 
 pytestmark = pytest.mark.e2e
@@ -65,41 +65,6 @@ def stdio_client(stack: Stack) -> Connect:
 
 
 TRANSPORTS = {"http": http_client, "stdio": stdio_client}
-
-
-class Updates:
-    """The `notifications/resources/updated` a client received, as (uri, seq)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int]] = []
-
-    async def __call__(self, message: Any) -> None:
-        root = getattr(message, "root", message)
-        if getattr(root, "method", None) == "notifications/resources/updated":
-            params = root.params.model_dump(by_alias=True, mode="json")
-            self.seen.append((params["uri"], params["_meta"]["scamtrail/seq"]))
-
-    def of(self, uri: str) -> list[int]:
-        return [seq for at, seq in self.seen if at == uri]
-
-    async def until(self, uri: str, seq: int) -> list[int]:
-        heard: list[int] = await eventually(
-            lambda: self.of(uri),
-            until=lambda seqs: seqs and seqs[-1] == seq,
-            within=30,
-            what=f"an update for seq {seq} of {uri}",
-        )
-        return heard
-
-
-def task_uri(task_id: str) -> str:
-    return f"scamtrail://tasks/{task_id}"
-
-
-async def read_json(client: Client, uri: str) -> dict[str, Any]:
-    (content,) = (await client.read_resource(uri)).contents
-    document: dict[str, Any] = json.loads(getattr(content, "text", ""))
-    return document
 
 
 async def legacy(call: Callable[[str], Awaitable[object]], uri: str) -> None:
@@ -145,7 +110,7 @@ async def test_resources_and_subscriptions(stack: Stack, transport: str) -> None
 
 async def check_subscriptions(connect: Connect, stack: Stack) -> str:
     """Subscribe to a running task, hear each event, read it, unsubscribe; its id."""
-    updates = Updates()
+    updates = Updates(within=30)
     async with connect(jwt(), mode="legacy", message_handler=updates) as client:
         templates = (await client.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == {

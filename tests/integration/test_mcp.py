@@ -53,6 +53,7 @@ from infrastructure.mcp_streams import McpStreams
 from infrastructure.settings import Settings
 from tests.auth import token
 from tests.fault_toolbox import fault_toolbox
+from tests.mcp_resources_client import Updates, read_json, task_uri
 from tests.waiting import eventually, stays_quiet
 from workers.jobs import build_worker
 from workers.relay_main import run_relay
@@ -266,44 +267,6 @@ def _text(result: CallToolResult) -> str:
 
 
 # Resources and subscriptions.
-
-
-class Updates:
-    """The `notifications/resources/updated` a client received, as (uri, seq)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int]] = []
-
-    async def __call__(self, message: Any) -> None:
-        root = getattr(message, "root", message)
-        if getattr(root, "method", None) == "notifications/resources/updated":
-            params = root.params.model_dump(by_alias=True, mode="json")
-            self.seen.append((params["uri"], params["_meta"]["scamtrail/seq"]))
-
-    def of(self, uri: str) -> list[int]:
-        return [seq for at, seq in self.seen if at == uri]
-
-    async def until(self, uri: str, seq: int) -> list[int]:
-        """The seqs heard for `uri`, once the last is `seq`."""
-        heard: list[int] = await eventually(
-            lambda: self.of(uri),
-            until=lambda seqs: seqs and seqs[-1] == seq,
-            within=15,
-            what=f"an update for seq {seq} of {uri}",
-        )
-        return heard
-
-
-def task_uri(task_id: str) -> str:
-    return f"scamtrail://tasks/{task_id}"
-
-
-async def read_json(session: Client, uri: str) -> dict[str, Any]:
-    result = await session.read_resource(uri)
-    (content,) = result.contents
-    assert content.mime_type == "application/json"
-    document: dict[str, Any] = json.loads(getattr(content, "text", ""))
-    return document
 
 
 async def subscribe(session: Client, uri: str) -> None:
