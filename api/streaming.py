@@ -152,8 +152,8 @@ class TaskFollower:
         """Whether the message's task is one this socket sends."""
         return message.task_id in self.sent
 
-    async def at_heartbeat(self, sub: Subscription) -> None:
-        """Called after each heartbeat went out."""
+    async def at_heartbeat(self, sub: Subscription, confirmed: bool) -> None:
+        """Called after each heartbeat went out; `confirmed`: Redis has the subscription."""
 
 
 class TenantFollower(TaskFollower):
@@ -209,12 +209,14 @@ class TenantFollower(TaskFollower):
             _remember(self.sent, message.task_id, message.seq - 1, keep=self.follow.task_ids)
         return True
 
-    async def at_heartbeat(self, sub: Subscription) -> None:
-        """When nothing waits in the queue and nothing was dropped: what the relay had
-        published by the previous heartbeat has reached this socket already (a heartbeat is
-        ample time for Redis to deliver), so catch_up_tenant need not read it again. Without
-        this, a tenant socket open for hours would read hours of the log at its next overflow."""
-        if not len(sub) and not sub.stale:
+    async def at_heartbeat(self, sub: Subscription, confirmed: bool) -> None:
+        """When nothing waits in the queue, nothing was dropped and Redis has the subscription:
+        what the relay had published by the previous heartbeat has reached this socket already
+        (a heartbeat is ample time for Redis to deliver), so catch_up_tenant need not read it
+        again. Without this, a tenant socket open for hours would read hours of the log at its
+        next overflow. (Unconfirmed, what went by reached nobody: the confirmation marks the
+        socket stale, and the read from `log_mark` then has to cover it.)"""
+        if confirmed and not len(sub) and not sub.stale:
             self.log_mark = max(self.log_mark, self.published_then)
         self.published_then = await published_up_to(self.store, self.relay_name)
 
@@ -283,15 +285,18 @@ async def progress_stream(
     metrics: StreamMetrics,
     follow: Follow,
 ) -> AsyncGenerator[Outgoing | Close, None]:
-    """`connected`, the history, then live events until the follower is done, the socket is
-    idle too long, or the api shuts down; each event once and in order."""
+    """`connected` once subscribed, the history, then live events until the follower is done,
+    the socket is idle too long, or the api shuts down; each event once and in order."""
     follower = follower_for(store, settings, follow)
-    yield follower.connected()
     sub = await hub.subscribe(follower.channels())  # before the history: nothing falls between
     degraded = _DegradedCount(metrics)
     try:
         sub.take_stale()  # the history read below covers whatever was missed so far
         await follower.start()
+        # Only now: a client takes `connected` as its cue (to submit, to tell its user it is
+        # following), and whatever commits from here on reaches this socket live or from the
+        # log. Sent earlier, a tenant socket could miss a new task's first events.
+        yield follower.connected()
         async for out in follower.history():
             yield out
         if follower.done():
@@ -338,7 +343,7 @@ async def _live(
         if pace.heartbeat_due(now):
             yield Outgoing(json.dumps(heartbeat_message(datetime.now(UTC))), "heartbeat")
             pace.heartbeat_sent(now)
-            await follower.at_heartbeat(sub)
+            await follower.at_heartbeat(sub, hub.confirmed(sub))
         message = await sub.get(pace.wait(now))
         if message is None:
             continue

@@ -355,6 +355,10 @@ class ProgressHub:
             sub.mark_stale()
         return sub
 
+    def confirmed(self, sub: Subscription) -> bool:
+        """Whether Redis has confirmed every channel of `sub`: what is published now reaches it."""
+        return all(channel in self._confirmed for channel in sub.channels)
+
     async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
         async with self._lock:
             if pubsub is not self._pubsub:

@@ -18,7 +18,7 @@ import infrastructure.hub as hub_module
 from api.caller import Caller
 from api.metrics import StreamMetrics
 from api.routes.stream import _ExpiryClose, _pump
-from api.streaming import Close, Follow, Outgoing, progress_stream
+from api.streaming import Close, Follow, Outgoing, TenantFollower, progress_stream
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.progress import progress_message
@@ -342,10 +342,61 @@ async def test_a_message_published_before_a_late_subscribe_confirmation_is_not_l
     monkeypatch.setattr(hub_module, "SUBSCRIBE_TIMEOUT_S", 0.05)
     monkeypatch.setattr(hub, "_send_subscribe", held_back)
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
-    await anext(stream)  # connected, then the subscribe times out: stale, the log is read
+    await anext(stream)  # the subscribe timed out (stale: the log is read), then connected
     assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
     await store.append(task, [progress(50), new(ev.TaskCompleted())], 1)
     await publish(redis, store, task, [2, 3])  # nobody subscribed yet: lost on Redis
     release.set()  # nothing is published after the confirmation: only the log has seqs 2, 3
     assert await collect(stream) == [2, 3]
     assert task_channel(task) in hub._confirmed
+
+
+async def test_a_tenant_socket_passes_on_every_event_of_a_task_submitted_once_connected(
+    hub: ProgressHub, store: EventStore, redis: Redis
+) -> None:
+    """`connected` is the client's cue: a task it submits as soon as it has it shows from its
+    first event. (Were `connected` sent before the hub subscribed, the first events could be
+    published to nobody, and the socket would take the task up from the first one it heard.)"""
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    task = f"task-{uuid.uuid4()}"
+    meta = EventMetadata(tenant=tenant, actor="a")
+    stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([], tenant=tenant))
+    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
+    events = [NewEvent(ev.TaskSubmitted(content="x", kind="sms"), meta)]
+    events += [NewEvent(ev.ProgressReported(message="m", percent=50), meta)]
+    await store.append(task, events, 0)
+    for recorded in await store.read_stream(task):  # the relay's publish, right after the commit
+        await redis.publish(*sealed(tenant_channel(tenant), recorded))
+    await store.append(task, [NewEvent(ev.TaskCompleted(), meta)], 2)
+    await redis.publish(*sealed(tenant_channel(tenant), (await store.read_stream(task, 2))[0]))
+    got: list[int] = []
+    async with asyncio.timeout(5):
+        while len(got) < 3:
+            item = await anext(stream)
+            if isinstance(item, Outgoing) and item.seq is not None:
+                got.append(item.seq)
+    assert got == [1, 2, 3]
+    await stream.aclose()
+
+
+async def test_a_tenant_socket_keeps_its_catch_up_mark_until_redis_confirms_it(
+    store: EventStore, settings: Settings
+) -> None:
+    """At a heartbeat a tenant socket moves the mark its catch-up reads from up to what the
+    relay had published: that much has reached it. Not while Redis has yet to confirm its
+    subscription: then what was published reached nobody, and the catch-up that the late
+    confirmation brings must read it from the log."""
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    follower = TenantFollower(store, settings, Follow([], tenant=tenant), tenant)
+    await follower.start()
+    mark = follower.log_mark
+    task = f"task-{uuid.uuid4()}"
+    await store.append(task, [submitted()], 0)
+    [later] = await store.read_stream(task)
+    sub = Subscription([tenant_channel(tenant)], 4)
+    follower.published_then = later.cursor
+    await follower.at_heartbeat(sub, confirmed=False)
+    assert follower.log_mark == mark
+    follower.published_then = later.cursor
+    await follower.at_heartbeat(sub, confirmed=True)
+    assert follower.log_mark == later.cursor
