@@ -186,7 +186,8 @@ def test_watch_shows_the_tenants_tasks_live_and_ends_on_ctrl_c(stack: Stack, wat
         # Every event shown once: one line per timeline event, the first ones included (the
         # task was submitted right after the watch said it was following).
         timeline = timeline_of(stack.url, task_id, stack.tenant)
-        assert len(steps) == len(timeline), f"{len(timeline)} events, lines: {steps}"
+        shown = [(e["seq"], e["event_type"], e["step"]) for e in timeline]
+        assert len(steps) == len(timeline), f"events: {shown}\nlines: {steps}"
         assert any(text.startswith(f"Verdict: {verdict} (score") for _, text in steps)
         assert steps[-1][1] == f"Analysis complete: {verdict}", steps
 
