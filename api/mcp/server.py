@@ -66,6 +66,21 @@ class Analysis(BaseModel):
     timeline: str = Field(description="Where the task's events are: GET this path.")
 
 
+@contextmanager
+def _logging_left_alone() -> Iterator[None]:
+    """The SDK's server configures logging as it is built: a rich handler on the root logger at
+    INFO, where the process had none. Logging is the process's choice (`api.cli.main`); in a
+    process that made none (the app served by another ASGI server, a benchmark) that handler
+    would render every INFO line of every library with rich, on the request path."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def build_server(
     services: Services, metrics: StreamMetrics, caller_of: CallerOf, *, live: bool = True
 ) -> MCPServer:
@@ -73,14 +88,16 @@ def build_server(
     `live`: follow tasks (analyze_message, subscriptions) through the process's Redis
     subscription (the api); otherwise by reading the log (`scamtrail mcp`, a process that may
     not hold the relay's Pub/Sub key)."""
-    server: MCPServer = MCPServer(
-        "scamtrail",
-        version="0.1.0",
-        instructions=(
-            "Scam analysis with an audit trail. analyze_message submits a message and returns"
-            " the verdict with reasons citing the events (seq) they rest on; get_audit says why."
-        ),
-    )
+    with _logging_left_alone():
+        server: MCPServer = MCPServer(
+            "scamtrail",
+            version="0.1.0",
+            instructions=(
+                "Scam analysis with an audit trail. analyze_message submits a message and returns"
+                " the verdict with reasons citing the events (seq) they rest on; get_audit says"
+                " why."
+            ),
+        )
     tools = _Tools(services, metrics, caller_of, live)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     server.add_tool(tools.analyze_message, name="analyze_message",

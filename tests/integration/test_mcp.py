@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -536,3 +537,17 @@ async def test_old_stream_messages_are_pruned(clean_database: AsyncEngine) -> No
     kept = await McpStreams(clean_database).record("s", "1", "o", {"jsonrpc": "2.0", "method": "y"})
     assert [r.position for r in await streams.after("s", "1", 0)] == [kept]
     assert await streams.prune(timedelta(days=1)) == 0
+
+
+async def test_building_the_server_leaves_the_process_logging_as_it_was(
+    app_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK would put a rich handler on a root logger that has none (the app served by
+    another ASGI server, a benchmark): every library's INFO lines rendered on the request
+    path. pytest's own handlers are set aside so that the root logger has none."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    async with open_services(app_settings) as services:
+        build_server(services, StreamMetrics(), fixed_caller(Caller(TENANT, "u", frozenset())))
+    assert root.handlers == [] and root.level == logging.WARNING
