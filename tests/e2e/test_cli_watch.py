@@ -87,7 +87,8 @@ class Watch:
 
     def __init__(self, stack: Stack, log_dir: Path, *args: str) -> None:
         self.out_path, self.err_path = log_dir / "watch.out", log_dir / "watch.err"
-        env = {**child_env(), "SCAMTRAIL_TOKEN": token(stack.tenant, ["analyst"], "watcher")}
+        env = {**child_env(), "SCAMTRAIL_TOKEN": token(stack.tenant, ["analyst"], "watcher"),
+               "PYTHONFAULTHANDLER": "1"}  # fmt: skip  # SIGABRT dumps its stacks (exit_code)
         command = [sys.executable, "-m", "api.cli", "tasks", "watch", "--url", stack.url, *args]
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
             self.process = subprocess.Popen(
@@ -110,7 +111,12 @@ class Watch:
         eventually_sync(shown, within=within, what=f"the watch prints {text!r}", interval=0.05)
 
     def exit_code(self, within: float) -> int:
-        return self.process.wait(timeout=within)
+        try:
+            return self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # where it hangs, on its stderr
+            self.process.wait(timeout=10)
+            pytest.fail(f"the watch did not exit within {within:g} s:\n{self.stderr()}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

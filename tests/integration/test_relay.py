@@ -27,14 +27,14 @@ pytestmark = pytest.mark.integration
 class Listener:
     """Every message published on the channels of tasks whose id starts with `prefix`."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, channel_prefix: str = "") -> None:
         self.pubsub = redis.pubsub()
-        self.prefix = prefix
+        self.prefix, self.channel_prefix = prefix, channel_prefix
         self.messages: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.pubsub.psubscribe(f"agent_progress:{self.prefix}*")
+        await self.pubsub.psubscribe(f"{self.channel_prefix}agent_progress:{self.prefix}*")
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -272,7 +272,8 @@ async def test_a_probe_that_runs_long_counts_as_nothing_new_yet(
     task = f"{listener.prefix}t"
     relay = Relay(relay_settings(settings, relay_probe_timeout_s=0.1), store, redis)
     async with running(relay):
-        await eventually(lambda: relay.active, within=5, what="the relay active")
+        # Idle, probing: the lock below lands on a probe, not on the relay's first read.
+        await eventually(lambda: relay.active and relay.probes, within=5, what="relay idle")
         async with store.transaction() as conn:
             await conn.execute(sa.text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
             # The relay stays active all the while: 1 s is ten probe timeouts (0.1 s each).

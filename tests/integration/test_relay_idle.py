@@ -25,9 +25,18 @@ NEVER_S = 60.0
 
 
 def idle_settings(settings: Settings, **overrides: float) -> Settings:
+    """Slow idle probes, and channels of the test's own: whatever else shares the Redis server
+    (another test run, a benchmark) rings the doorbell on its own channel, not this relay's
+    (Pub/Sub channels ignore the database number)."""
     return relay_settings(
-        settings, **{"relay_warm_s": 0.3, "relay_idle_probe_s": NEVER_S, **overrides}
+        settings,
+        **{"relay_warm_s": 0.3, "relay_idle_probe_s": NEVER_S, **overrides},
+        channel_prefix=f"idle-{uuid.uuid4().hex[:8]}:",
     )
+
+
+def listener_for(redis: Redis, settings: Settings) -> Listener:
+    return Listener(redis, f"idle-{uuid.uuid4().hex[:8]}-", settings.channel_prefix)
 
 
 async def cold(relay: Relay) -> None:
@@ -46,10 +55,11 @@ async def cold(relay: Relay) -> None:
 async def test_an_idle_relay_stops_probing_and_the_doorbell_wakes_it(
     store: EventStore, redis: Redis, settings: Settings
 ) -> None:
-    listener = Listener(redis, f"idle-{uuid.uuid4().hex[:8]}-")
+    idle = idle_settings(settings)
+    listener = listener_for(redis, idle)
     await listener.start()
-    relay = Relay(idle_settings(settings), store, redis)
-    tasks = TaskLog(store, Doorbell(settings, redis))
+    relay = Relay(idle, store, redis)
+    tasks = TaskLog(store, Doorbell(idle, redis))
     try:
         async with running(relay):
             await cold(relay)
@@ -73,9 +83,10 @@ async def test_an_append_that_rings_no_bell_is_published_by_the_idle_probe(
 ) -> None:
     """A writer without a doorbell (a one-off command, Redis away at ring time): the idle probe
     finds its event."""
-    listener = Listener(redis, f"idle-{uuid.uuid4().hex[:8]}-")
+    idle = idle_settings(settings, relay_idle_probe_s=0.3)
+    listener = listener_for(redis, idle)
     await listener.start()
-    relay = Relay(idle_settings(settings, relay_idle_probe_s=0.3), store, redis)
+    relay = Relay(idle, store, redis)
     try:
         async with running(relay):
             await eventually(lambda: relay.active, within=10, what="the relay to take the lock")
