@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from api import auth, errors, metrics
-from api.limits import BodySizeLimit, RefuseNulInUrl, SocketCounter, has_nul
+from api.limits import BodySizeLimit, ClosePacer, RefuseNulInUrl, SocketCounter, has_nul
 from api.mcp.http import McpEndpoint
 from api.redaction import install_redaction
 from api.routes import admin, api_docs, console, health, indicators, task_reads, tasks
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         None if settings.auth_disabled else auth.TokenVerifier.from_settings(settings)
     )
     app.state.sockets = SocketCounter(settings.max_sockets_per_user)
+    app.state.close_pacer = ClosePacer(settings.ws_close_rate)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     app.add_middleware(RefuseNulInUrl)
     errors.install(app)

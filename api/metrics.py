@@ -166,7 +166,9 @@ class _RelayReading:
                 return  # another scrape read it while this one waited
             try:
                 status = await services.relay_status.read(
-                    settings.relay_name, count_limit=LAG_COUNT_LIMIT
+                    settings.relay_name,
+                    count_limit=LAG_COUNT_LIMIT,
+                    partitions=settings.relay_partitions,
                 )
             except DBAPIError as error:
                 log.warning("metrics: reading the relay checkpoint failed: %r", error)

@@ -61,6 +61,7 @@ class Outgoing:
 class Close:
     code: int
     reason: str
+    finished: bool = False  # the socket's tasks have ended: the close may wait its turn
 
 
 @dataclass
@@ -165,12 +166,12 @@ class TenantFollower(TaskFollower):
     queue) and cost a query per task ever seen."""
 
     ends_with_tasks = False
-    __slots__ = ("log_mark", "published_then", "relay_name", "tenant")
+    __slots__ = ("log_mark", "partitions", "published_then", "relay_name", "tenant")
 
     def __init__(self, store: EventStore, settings: Settings, follow: Follow, tenant: str) -> None:
         super().__init__(store, follow)
         self.tenant = tenant
-        self.relay_name = settings.relay_name
+        self.relay_name, self.partitions = settings.relay_name, settings.relay_partitions
         self.log_mark = LOG_START  # everything up to here went out
         self.published_then = LOG_START  # the relay's checkpoint at the previous heartbeat
 
@@ -218,7 +219,7 @@ class TenantFollower(TaskFollower):
         socket stale, and the read from `log_mark` then has to cover it.)"""
         if confirmed and not len(sub) and not sub.stale:
             self.log_mark = max(self.log_mark, self.published_then)
-        self.published_then = await published_up_to(self.store, self.relay_name)
+        self.published_then = await published_up_to(self.store, self.relay_name, self.partitions)
 
 
 def follower_for(store: EventStore, settings: Settings, follow: Follow) -> TaskFollower:
@@ -275,7 +276,7 @@ class _DegradedCount:
             self._gauge.dec()
 
 
-_FINISHED = Close(1000, "task finished")
+_FINISHED = Close(1000, "task finished", finished=True)
 
 
 async def progress_stream(

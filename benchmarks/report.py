@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("append", "reads", "pipeline", "streaming", "feeds", "idle")
+BENCHMARKS = ("append", "reads", "pipeline", "streaming", "feeds", "idle", "relay_partitions")
 
 # (benchmark, figure, unit, target, value(report), baseline(report) or None)
 Row = tuple[str, str, str, str, Callable[[Any], float], Callable[[Any], float] | None]
@@ -41,6 +41,14 @@ def _socket(count: int, key: str) -> Callable[[Any], float]:
         (row,) = [r for r in report["websocket"] if r["open_sockets"] == count]
         value = row["commit_to_client"][key] if key.endswith("_ms") else row[key]
         return float(value)
+
+    return pick
+
+
+def _partitions(count: int) -> Callable[[Any], float]:
+    def pick(report: Any) -> float:
+        (row,) = [r for r in report["partitions"] if r["partitions"] == count]
+        return float(row["events_per_s"]["median"])
 
     return pick
 
@@ -92,6 +100,12 @@ ROWS: list[Row] = [
     ("idle", "first event after a quiet spell, commit -> Redis p99", "ms", "< 20 ms",
      lambda r: r["doorbell"]["first_event_after_quiet"]["p99_ms"],
      lambda r: r["always_polling"]["first_event_after_quiet"]["p99_ms"]),
+    ("relay_partitions", "relay publish, 1 partition, 1 relay", "ev/s", "",
+     _partitions(1), None),
+    ("relay_partitions", "relay publish, 2 partitions, 2 relays (baseline: 1)", "ev/s", "",
+     _partitions(2), _partitions(1)),
+    ("relay_partitions", "relay publish, 4 partitions, 4 relays (baseline: 1)", "ev/s", "",
+     _partitions(4), _partitions(1)),
 ]  # fmt: skip
 
 

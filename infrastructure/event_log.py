@@ -2,7 +2,8 @@
 and `InMemoryEventStore` both satisfy `EventLog`; tests/contract runs one suite against both.
 
 `EventLog` leaves out what only PostgreSQL has: `EventStore.transaction()` and `append(conn=)`
-(an append inside a caller's transaction, for projections) and `EventStore.engine`.
+(an append inside a caller's transaction, for projections), `EventStore.engine`, and
+`read_partition` (the relay's read, partitioned by PostgreSQL's own string hash).
 
 `TaskStreams` is what the worker's writer and the use cases need of `TaskLog`: appends that
 keep the task projection current (read-your-writes), and the store behind it.

@@ -27,6 +27,7 @@ from sqlalchemy.util import greenlet_spawn
 from domain.errors import ConcurrencyConflict, DuplicateEventId, InvalidAppend, UnknownEventType
 from domain.events import DomainEvent, UnreadableEvent, event_class
 from domain.log import LOG_START, EventMetadata, LogCursor, NewEvent, RecordedEvent
+from infrastructure.relay_partitions import PARTITION_OF_ROW, Partition
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ _EVENT_ID_TAKEN = "events_event_id_key"
 _COLUMNS = (
     "stream_id, version, global_position, transaction_id::text AS transaction_id, event_id,"
     " type, data::text AS data, metadata::text AS metadata, recorded_at"
+)
+
+
+# The next $3 events past the cursor ($1, $2) that no running transaction can still precede
+# (read_all says why). The ORDER BY is qualified: a bare `transaction_id` names the *output*
+# column, the text form _COLUMNS selects, and text order puts '100000' before '99999': the
+# log-order index went unused (a sort of every row past the cursor, 100 ms at 100,000) and a
+# batch straddling a change in digit count skipped events for good.
+_NEXT_IN_LOG_ORDER = (
+    "WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
+    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
 )
 
 
@@ -284,19 +297,39 @@ class EventStore:
         if limit < 1:
             raise ValueError("limit must be >= 1")
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM events"
-            " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
-            "   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-            # Qualified: a bare `transaction_id` here names the *output* column, the text form
-            # selected in _COLUMNS, and text order puts '100000' before '99999': the log-order
-            # index went unused (a sort of every row past the cursor, 100 ms at 100,000) and a
-            # batch straddling a change in digit count skipped events for good.
-            " ORDER BY events.transaction_id, events.global_position LIMIT $3",
+            f"SELECT {_COLUMNS} FROM events {_NEXT_IN_LOG_ORDER}",
             str(after.transaction_id),
             after.position,
             limit,
         )
         return [_from_row(row, tolerant=tolerant) for row in rows]
+
+    async def read_partition(
+        self, after: LogCursor, partition: Partition, limit: int = 500, *, tolerant: bool = False
+    ) -> tuple[list[RecordedEvent], LogCursor]:
+        """`read_all`'s next `limit` events, of which those of `partition`'s streams; and the
+        cursor of the last event read, of any partition (`after` when there was none). Reading
+        on from that cursor moves past the other partitions' events even when none of this
+        one's come for a while, so neither this read nor the relay's probe rescans them."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        mine = PARTITION_OF_ROW
+        rows = await self._fetch(
+            "SELECT stream_id, version, global_position, transaction_id::text AS transaction_id,"
+            f" event_id, type, {mine} AS mine,"
+            f" CASE WHEN {mine} THEN data::text END AS data,"
+            f" CASE WHEN {mine} THEN metadata::text END AS metadata, recorded_at FROM events"
+            f" {_NEXT_IN_LOG_ORDER}",
+            str(after.transaction_id),
+            after.position,
+            limit,
+            partition.count,
+            partition.index,
+        )
+        if not rows:
+            return [], after
+        last = LogCursor(int(rows[-1]["transaction_id"]), rows[-1]["global_position"])
+        return [_from_row(row, tolerant=tolerant) for row in rows if row["mine"]], last
 
     async def log_end(self) -> LogCursor:
         """The cursor of the last event `read_all` can return now: reading on from it returns

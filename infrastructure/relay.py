@@ -1,6 +1,8 @@
-"""The relay: PostgreSQL log -> Redis Pub/Sub, at least once, in log order.
+"""The relay: PostgreSQL log -> Redis Pub/Sub, at least once, in log order (within a partition,
+see below; so each task's events in order).
 
-Exactly one relay publishes at a time: the one holding a session-level PostgreSQL advisory lock.
+Exactly one relay publishes a partition at a time: the one holding its session-level PostgreSQL
+advisory lock.
 Standbys retry the lock every `relay_lock_retry_s`; PostgreSQL releases it the moment the
 holder's connection ends (crash, SIGKILL, network loss), so a standby takes over within about
 that long. A brief overlap (an old leader publishing its last batch) only causes duplicates,
@@ -19,6 +21,11 @@ and probes only every `relay_idle_probe_s` meanwhile, in case a ring was lost. A
 NOTIFY would wake it as fast but serialises every committing writer on a cluster-wide lock.
 When the probe finds rows that read_all cannot return yet (an older transaction still
 running), the relay simply probes again.
+
+Partitions (`SCAMTRAIL_RELAY_PARTITIONS`, infrastructure/relay_partitions.py): a `Relay`
+publishes one partition of the log (by default the whole of it), under that partition's lock and
+checkpoint. `scamtrail relay` runs one per partition and shares them with the other relay
+processes (infrastructure/relay_group.py); each task's events stay in one partition, in order.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 import sqlalchemy as sa
@@ -37,20 +45,22 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from domain.indicators import is_task_stream
-from domain.log import LOG_START, LogCursor, RecordedEvent
+from domain.log import LogCursor, RecordedEvent
 from domain.progress import progress_message
 from infrastructure.database import SERVER_KEEPALIVES
 from infrastructure.doorbell import DoorbellListener
 from infrastructure.event_store import EventStore
 from infrastructure.hub import PubSubSeal, task_channel, tenant_channel
 from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, Throttled, sleep_unless
+from infrastructure.relay_partitions import (
+    WHOLE_LOG,
+    Partition,
+    published_through,
+    starting_point,
+)
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# Any fixed 64-bit number works as long as every relay uses the same one; advisory locks are
-# per database, so relays of different databases never contend.
-RELAY_LOCK_KEY = 0x5CA7_7A11_0000_0001
 
 # Whether read_all past the cursor would return something: the first row past the cursor in log
 # order, compared with the snapshot's xmin. Written as ORDER BY ... LIMIT 1 on the log-order index
@@ -84,7 +94,7 @@ def lock_connection_settings(settings: Settings) -> dict[str, str]:
     }
 
 
-_LOAD = "SELECT log_cursor FROM relay_checkpoints WHERE name = $1"
+_LOAD = "SELECT name, log_cursor FROM relay_checkpoints"
 _SAVE = """
     INSERT INTO relay_checkpoints (name, log_cursor, published_total) VALUES ($1, $2, $3)
     ON CONFLICT (name) DO UPDATE SET log_cursor = EXCLUDED.log_cursor,
@@ -93,12 +103,25 @@ _SAVE = """
 """
 
 
-async def published_up_to(store: EventStore, relay_name: str) -> LogCursor:
-    """Every event up to this cursor was published (at least once): the relay's checkpoint."""
-    query = sa.text("SELECT log_cursor FROM relay_checkpoints WHERE name = :name")
+async def published_up_to(store: EventStore, relay_name: str, partitions: int = 1) -> LogCursor:
+    """Every event up to this cursor was published (at least once): the least checkpoint of
+    the relay's partitions."""
+    query = sa.text("SELECT name, log_cursor FROM relay_checkpoints")
     async with store.engine.connect() as conn:
-        text = (await conn.execute(query, {"name": relay_name})).scalar()
-    return LogCursor.parse(text) if text else LOG_START
+        rows = (await conn.execute(query)).all()
+    return published_through({r.name: r.log_cursor for r in rows}, relay_name, partitions)
+
+
+class Share(Protocol):
+    """How many partitions this process should publish (infrastructure/relay_group.py)."""
+
+    def may_take(self, relay: Relay) -> bool:
+        """Whether `relay` may try to take its partition's lock now."""
+        ...
+
+    def must_release(self, relay: Relay) -> bool:
+        """Whether `relay` should hand its partition over (the process holds too many)."""
+        ...
 
 
 class _Stopped(Exception):
@@ -106,11 +129,28 @@ class _Stopped(Exception):
 
 
 class Relay:
-    def __init__(self, settings: Settings, store: EventStore, redis: Redis) -> None:
+    """Publishes one partition of the log (`WHOLE_LOG` unless partitioned) while it holds the
+    partition's lock; `share`, if given, says when to try for the lock and when to let go."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: EventStore,
+        redis: Redis,
+        partition: Partition = WHOLE_LOG,
+        share: Share | None = None,
+    ) -> None:
         self._settings, self._store, self._redis = settings, store, redis
+        self.partition, self._share = partition, share
+        self._name = (
+            repr(settings.relay_name)
+            if partition.whole_log
+            else f"{settings.relay_name!r} {partition}"
+        )
+        self._checkpoint = partition.checkpoint_name(settings.relay_name)
         url = make_url(settings.database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
-        self._outage = OutageLog(log, f"relay {settings.relay_name!r}")
+        self._outage = OutageLog(log, f"relay {self._name}")
         self._seal = PubSubSeal(settings)
         self._doorbell = DoorbellListener(settings, redis)
         self._news_at = 0.0  # monotonic time of the last event published or ring heard
@@ -121,7 +161,7 @@ class Relay:
         # Idle probes the server cancelled (statement_timeout); logged at most once a minute.
         self._probe_timed_out = Throttled(
             log,
-            f"relay {settings.relay_name!r}: the idle probe ran past"
+            f"relay {self._name}: the idle probe ran past"
             f" {settings.relay_probe_timeout_s * 1000:.0f} ms and was cancelled (%d so far);"
             " PostgreSQL is slow to answer, events reach Redis late meanwhile",
         )
@@ -130,6 +170,10 @@ class Relay:
         """Relay until `stop` is set: wait for the lock, publish, ride out outages."""
         backoff = Backoff(most=self._settings.relay_backoff_max_s)
         while not stop.is_set():
+            if self._share is not None and not self._share.may_take(self):
+                # Its process holds its share: no connection kept open for this partition.
+                await sleep_unless(stop, self._settings.relay_lock_retry_s)
+                continue
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
@@ -138,10 +182,14 @@ class Relay:
                     command_timeout=self._settings.relay_statement_timeout_s,
                     server_settings=lock_connection_settings(self._settings),
                 )
+                # Prepared before the lock is taken: an active relay's only statements on the
+                # log are then the probe's executions, which a lock on `events` (a migration,
+                # a TRUNCATE) merely times out (see _has_news) instead of failing the relay.
+                probe = await conn.prepare(PROBE_SQL)
                 if await self._acquire(conn, stop):
                     self._outage.up("PostgreSQL")
                     backoff.reset()
-                    await self._publish_while_leader(conn, stop)
+                    await self._publish_while_leader(conn, probe, stop)
             except _Stopped:
                 break
             except POSTGRES_ERRORS as error:
@@ -150,48 +198,72 @@ class Relay:
             finally:
                 self.active = False
                 if conn is not None:
-                    await _close(conn)
+                    await close_connection(conn)
         await self._doorbell.aclose()
 
     async def _acquire(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
         waiting_logged = False
+        share = self._share
         while not stop.is_set():
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
-                log.info("relay %r: active (holds the advisory lock)", self._settings.relay_name)
-                self.active = True
-                return True
-            if not waiting_logged:
-                log.info(
-                    "relay %r: standby; another relay holds the lock", self._settings.relay_name
-                )
-                waiting_logged = True
+            if share is None or share.may_take(self):
+                key = self.partition.lock_key
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                    log.info("relay %s: active (holds the advisory lock)", self._name)
+                    self.active = True
+                    return True
+                if not waiting_logged:
+                    log.info("relay %s: standby; another relay holds the lock", self._name)
+                    waiting_logged = True
             await sleep_unless(stop, self._settings.relay_lock_retry_s)
         return False
 
-    async def _publish_while_leader(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+    async def _publish_while_leader(
+        self,
+        conn: asyncpg.Connection,
+        probe: asyncpg.prepared_stmt.PreparedStatement,
+        stop: asyncio.Event,
+    ) -> None:
         settings = self._settings
-        text = await conn.fetchval(_LOAD, settings.relay_name)
-        cursor = LogCursor.parse(text) if text else LOG_START
-        probe = await conn.prepare(PROBE_SQL)
+        cursor = saved = await self._load_checkpoint(conn)
         unsaved, saved_at = 0, time.monotonic()
         while not stop.is_set():
-            batch = await self._store.read_all(
-                cursor, limit=settings.relay_batch_size, tolerant=True
-            )
+            if self._releasing():
+                if cursor != saved:
+                    await conn.execute(_SAVE, self._checkpoint, str(cursor), unsaved)
+                log.info("relay %s: handed over (the other relays take their share)", self._name)
+                return
+            batch, read_to = await self._read(cursor)
             if batch:
                 await self._publish(batch, stop)
-                cursor, unsaved = batch[-1].cursor, unsaved + len(batch)
-                if time.monotonic() - saved_at < settings.relay_checkpoint_s:
-                    continue
-            if unsaved:
-                await conn.execute(_SAVE, settings.relay_name, str(cursor), unsaved)
-                unsaved, saved_at = 0, time.monotonic()
-            if batch:
+                unsaved += len(batch)
+            moved, cursor = read_to != cursor, read_to
+            if moved and time.monotonic() - saved_at < settings.relay_checkpoint_s:
+                continue
+            if cursor != saved:
+                await conn.execute(_SAVE, self._checkpoint, str(cursor), unsaved)
+                saved, unsaved, saved_at = cursor, 0, time.monotonic()
+            if moved:
                 self._news_at = time.monotonic()
                 continue
             self.lag_seconds = 0.0
             if not await self._wait_for_news(probe, cursor, stop):
                 return
+
+    async def _load_checkpoint(self, conn: asyncpg.Connection) -> LogCursor:
+        """Where to publish from (`relay_partitions.starting_point`)."""
+        rows = {row["name"]: row["log_cursor"] for row in await conn.fetch(_LOAD)}
+        return starting_point(rows, self._settings.relay_name, self.partition)
+
+    async def _read(self, cursor: LogCursor) -> tuple[Sequence[RecordedEvent], LogCursor]:
+        """The next batch of this partition's events, and how far the log was read."""
+        limit = self._settings.relay_batch_size
+        if self.partition.whole_log:
+            batch = await self._store.read_all(cursor, limit=limit, tolerant=True)
+            return batch, batch[-1].cursor if batch else cursor
+        return await self._store.read_partition(cursor, self.partition, limit, tolerant=True)
+
+    def _releasing(self) -> bool:
+        return self._share is not None and self._share.must_release(self)
 
     async def _wait_for_news(
         self, probe: asyncpg.prepared_stmt.PreparedStatement, cursor: LogCursor, stop: asyncio.Event
@@ -200,6 +272,8 @@ class Relay:
         every `relay_poll_s` while warm, else wait for the doorbell (see the module docstring)."""
         settings = self._settings
         while not await self._has_news(probe, cursor):
+            if self._releasing():
+                return True  # back to the loop, which hands the partition over
             if time.monotonic() - self._news_at < settings.relay_warm_s:
                 if await sleep_unless(stop, settings.relay_poll_s):
                     return False
@@ -271,7 +345,8 @@ class Relay:
             return
 
 
-async def _close(conn: asyncpg.Connection) -> None:
+async def close_connection(conn: asyncpg.Connection) -> None:
+    """Close a relay connection (it ends the session: its locks go with it), or drop it."""
     try:
         await asyncio.wait_for(conn.close(), timeout=2)
     except (*POSTGRES_ERRORS, asyncio.CancelledError) as error:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.log import LOG_START, LogCursor
+from infrastructure.relay_partitions import checkpoint_names, published_through
 
-_CHECKPOINT = sa.text(
-    "SELECT published_total, log_cursor FROM relay_checkpoints WHERE name = :name"
+_CHECKPOINTS = sa.text(
+    "SELECT name, published_total, log_cursor FROM relay_checkpoints WHERE name = ANY(:names)"
 )
 _PAST_CHECKPOINT = """
     FROM events e WHERE (e.transaction_id, e.global_position)
@@ -43,19 +43,23 @@ class RelayStatusReader:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def read(self, relay_name: str, *, count_limit: int) -> RelayStatus | None:
-        """The named relay's status; None before its first checkpoint. Lag counts stop at
+    async def read(
+        self, relay_name: str, *, count_limit: int, partitions: int = 1
+    ) -> RelayStatus | None:
+        """The named relay's status over its partitions (published: all of them; lag: past
+        the least checkpoint); None before its first checkpoint. Lag counts stop at
         `count_limit`: past it, "at least that many" is all a scrape needs to say."""
+        names = checkpoint_names(relay_name, partitions)
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_CHECKPOINT, {"name": relay_name})).first()
-            if row is None:
+            rows = (await conn.execute(_CHECKPOINTS, {"names": names})).all()
+            if not rows:
                 return None
-            cursor = LogCursor.parse(row.log_cursor) if row.log_cursor else LOG_START
+            cursor = published_through({r.name: r.log_cursor for r in rows}, relay_name, partitions)
             params = {"tx": str(cursor.transaction_id), "position": cursor.position,
                       "limit": count_limit}  # fmt: skip
             lag = (await conn.execute(_LAG, params)).one()
         return RelayStatus(
-            published=int(row.published_total),
+            published=sum(int(row.published_total) for row in rows),
             lag_events=int(lag.lag_events),
             lag_seconds=float(lag.lag_seconds or 0.0),
         )

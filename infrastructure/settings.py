@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # shut): the socket is given up, and what it held (queue, subscription, the user's socket
     # slot) is freed.
     ws_send_timeout_s: float = Field(default=30.0, gt=0)
+    # Sockets whose tasks have ended are closed at most this many a second per api process
+    # (0: each at once). A close costs the api more than a message does; when many tasks end
+    # together, their sockets' closes would otherwise all land in the same moment, ahead of
+    # the live messages of every other socket. A lone close is never held back.
+    ws_close_rate: float = Field(default=2000.0, ge=0)
 
     # The relay (PostgreSQL -> Redis Pub/Sub). See infrastructure/relay.py for the poll interval.
     relay_name: str = "relay"
@@ -81,6 +86,9 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_checkpoint_s: float = Field(default=0.2, ge=0)
     relay_lock_retry_s: float = Field(default=0.5, gt=0)
+    # The log split by stream hash (infrastructure/relay_partitions.py), each partition with its
+    # own lock and checkpoint, shared among the relay processes. The same on every relay and api.
+    relay_partitions: int = Field(default=1, ge=1, le=64)
     relay_backoff_max_s: float = Field(default=2.0, gt=0)
     # Each statement on the relay's lock connection is short: past this, the connection is
     # taken for dead (half-open) and the relay rejoins instead of hanging while "active".

@@ -9,7 +9,7 @@ import signal
 from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
 from infrastructure.redis_client import create_redis
-from infrastructure.relay import Relay
+from infrastructure.relay_group import RelayGroup
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,12 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
     if own_signals:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    engine = create_engine(settings, pool_size=2, application_name="scamtrail-relay")
+    # A read per partition this process publishes may run at once (infrastructure/relay_group).
+    pool_size = max(2, settings.relay_partitions)
+    engine = create_engine(settings, pool_size=pool_size, application_name="scamtrail-relay")
     redis = create_redis(settings)
     try:
-        await Relay(settings, EventStore(engine), redis).run(stop)
+        await RelayGroup(settings, EventStore(engine), redis).run(stop)
     finally:
         await redis.aclose()
         await engine.dispose()

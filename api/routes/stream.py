@@ -30,7 +30,7 @@ from api.application.caller import Caller, Forbidden, NotAuthenticated, check_ro
 from api.application.refusals import InvalidRequest
 from api.caller import caller_for, require, socket_token
 from api.errors import REFUSED, close_code_for
-from api.limits import SocketCounter, TooManySockets
+from api.limits import ClosePacer, SocketCounter, TooManySockets
 from api.metrics import StreamMetrics
 from api.services import Services
 from api.streaming import Close, Follow, Outgoing, progress_stream
@@ -233,7 +233,8 @@ async def _serve(websocket: WebSocket, caller: Caller, follow: Follow) -> None:
     opened = time.monotonic()
     stream = progress_stream(services.store, services.hub, services.settings, metrics, follow)
     send_timeout = services.settings.ws_send_timeout_s
-    pump = asyncio.create_task(_pump(websocket, stream, metrics, send_timeout))
+    pacer: ClosePacer = websocket.app.state.close_pacer
+    pump = asyncio.create_task(_pump(websocket, stream, metrics, send_timeout, pacer))
     handler = asyncio.current_task()
     assert handler is not None
     # A client that stopped reading leaves the pump stuck in a send and the loop below waiting
@@ -321,18 +322,26 @@ async def _pump(
     stream: AsyncGenerator[Outgoing | Close, None],
     metrics: StreamMetrics,
     send_timeout: float,
+    pacer: ClosePacer | None = None,
 ) -> str | None:
     """Send what the delivery loop yields. A failed send means the client is gone (the receive
     loop notices and cleans up); a failure of the loop itself closes the socket with a code the
     client can act on: 1013 "try again later" when PostgreSQL is unreachable, 1011 for a bug.
     Either way the client reconnects with `after=<seq>` and loses nothing; a database error is
     never taken for a client gone, which would leave a socket open with nothing to send. A
-    send that waits past `send_timeout` returns _STALLED: the client stopped reading."""
+    send that waits past `send_timeout` returns _STALLED: the client stopped reading. A socket
+    whose tasks ended waits for its turn to close (`pacer`, `ws_close_rate`) with its
+    subscription already let go; a client that closes first (most do, on the terminal event)
+    ends the wait."""
     sent = metrics.messages_sent.labels("ws")
     try:
         async with aclosing(stream) as items:
             async for item in items:
                 if isinstance(item, Close):
+                    wait = pacer.delay() if pacer and item.finished else 0.0
+                    if wait:
+                        await items.aclose()  # unsubscribed now, not after the wait
+                        await asyncio.sleep(wait)
                     await _close(websocket, item.code, item.reason)
                     return None
                 try:

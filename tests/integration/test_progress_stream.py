@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 import infrastructure.hub as hub_module
 from api.caller import Caller
+from api.limits import ClosePacer
 from api.metrics import StreamMetrics
 from api.routes.stream import _ExpiryClose, _pump
 from api.streaming import Close, Follow, Outgoing, TenantFollower, progress_stream
@@ -400,3 +401,33 @@ async def test_a_tenant_socket_keeps_its_catch_up_mark_until_redis_confirms_it(
     follower.published_then = later.cursor
     await follower.at_heartbeat(sub, confirmed=True)
     assert follower.log_mark == later.cursor
+
+
+async def test_finished_sockets_let_go_of_their_subscriptions_and_close_at_the_paced_rate(
+    hub: ProgressHub, store: EventStore
+) -> None:
+    """Sockets whose tasks ended together close at `ws_close_rate` (here 20 a second), so that
+    their closes do not all land at once ahead of other sockets' live messages: each lets go
+    of its subscription at its terminal event, then closes (1000) in its turn."""
+    tasks = [f"task-{uuid.uuid4()}" for _ in range(20)]
+    for task in tasks:
+        await store.append(task, [submitted(), new(ev.TaskCompleted())], 0)
+    sockets = [FakeSocket() for _ in tasks]
+    pacer = ClosePacer(rate=20)
+    loop = asyncio.get_running_loop()
+    closed_at: list[float] = []
+
+    async def one(socket: FakeSocket, task: str) -> None:
+        stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
+        await _pump(socket, stream, StreamMetrics(), 5, pacer)  # type: ignore[arg-type]
+        closed_at.append(loop.time())
+
+    pumps = asyncio.gather(*(one(s, t) for s, t in zip(sockets, tasks, strict=True)))
+    await eventually(
+        lambda: all(len(s.sent) == 3 for s in sockets), within=5, what="every history sent"
+    )
+    assert hub.subscriber_count == 0  # while most closes wait their turn
+    await asyncio.wait_for(pumps, 10)
+    assert all(s.closed == [1000] for s in sockets)
+    # 20 closes at 20 a second: the last about a second after the first, not in the same moment
+    assert max(closed_at) - min(closed_at) >= 0.9

@@ -7,7 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
@@ -65,8 +65,13 @@ async def listener(redis: Redis) -> AsyncIterator[Listener]:
     await found.stop()
 
 
+class Runs(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 @contextlib.asynccontextmanager
-async def running(relay: Relay) -> AsyncIterator[asyncio.Event]:
+async def running(relay: Runs) -> AsyncIterator[asyncio.Event]:
+    """`relay` (a Relay, a RelayGroup) running until the block ends; the block gets its stop."""
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
