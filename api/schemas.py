@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from domain import events as ev
 from domain.log import RecordedEvent
-from domain.progress import iso_timestamp, progress_message
+from domain.progress import progress_message
 from domain.storable import check_storable
 from domain.task import TaskState
 
@@ -147,12 +147,12 @@ class TimelineEntry(BaseModel):
         return cls.model_construct(
             seq=recorded.version,
             event_type=recorded.type,
-            event_id=str(recorded.event_id),
+            event_id=message["event_id"],  # the message's: formatted once per event, not twice
             step=message["step"],
             tool=message["tool"],
             message=message["message"],
             error=message["error"],
-            recorded_at=iso_timestamp(recorded.recorded_at),
+            recorded_at=message["timestamp"],  # the recorded_at, as the message formats it
             actor=recorded.metadata.actor,
             duration_ms=timed.duration_ms if timed else None,
             data=message["data"],
