@@ -39,6 +39,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from domain.progress import TERMINAL_EVENT_TYPES
+from tests.backends import HARNESS
 from tests.e2e.progress_stack import (
     Process,
     acme_token,
@@ -177,11 +178,15 @@ async def submit_all(
 
 
 async def terminate_connections(dsn: str) -> int:
+    """Every connection of the system's processes; not the test harness's own pool, which the
+    tests after this one use (they would find its connections dead)."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND application_name IS DISTINCT FROM $1",
+            HARNESS,
         )
         return sum(1 for r in rows if r[0])
     finally:
