@@ -77,8 +77,11 @@ def main(baseline: Path, runs: int, only: list[str], write: bool) -> None:
     for bench, figure, unit, _target, value, _base in ROWS:
         if bench not in names or not reports["baseline"][bench] or not reports["this tree"][bench]:
             continue
-        before = [value(r) for r in reports["baseline"][bench]]
-        after = [value(r) for r in reports["this tree"][bench]]
+        try:
+            before = [value(r) for r in reports["baseline"][bench]]
+            after = [value(r) for r in reports["this tree"][bench]]
+        except (KeyError, ValueError):
+            continue  # a figure one of the trees does not measure (e.g. a socket count it lacks)
         ratio = statistics.median(after) / statistics.median(before)
         print(f"| {bench} | {figure} ({unit}) | {spread(before)} | {spread(after)} | {ratio:.3f} |")
     if write and not only:
