@@ -82,6 +82,14 @@ def stack(app_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
             stack.api.stop()
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before it runs: SIGINT handled by default, as for a command typed in a
+    terminal. A test run started in the background by a shell without job control (a CI
+    runner's script, `cmd &`) ignores SIGINT, and so would the watch (Python keeps an ignored
+    SIGINT ignored): Ctrl-C would never reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watch:
     """`scamtrail tasks watch` in a process of its own; what it prints goes to two files."""
 
@@ -92,8 +100,9 @@ class Watch:
         command = [sys.executable, "-m", "api.cli", "tasks", "watch", "--url", stack.url, *args]
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
-            )
+                command, cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                preexec_fn=ctrl_c_as_in_a_terminal,
+            )  # fmt: skip
 
     def stdout(self) -> str:
         return self.out_path.read_text()
