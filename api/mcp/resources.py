@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -32,7 +33,7 @@ from api.application.caller import Caller, Forbidden
 from api.application.tasks import Tasks
 from api.errors import REFUSED
 from api.mcp.auth import CallerOf
-from api.schemas import TaskView, TimelineEntry, TimelinePage
+from api.schemas import TaskView, TimelinePage, timeline_entry
 from domain import events as ev
 from domain.errors import TaskNotFound
 from domain.log import RecordedEvent
@@ -202,10 +203,12 @@ class TaskResources:
                 caller, page.task_id, after=page.after, limit=page.limit
             )
         next_after = stream[-1].version if len(stream) == page.limit else None
-        document = TimelineResource.model_construct(
-            task_id=page.task_id,
-            events=[TimelineEntry.of(r) for r in stream],
-            next_after=next_after,
-            next=None if next_after is None else timeline_uri(page.task_id, next_after, page.limit),
-        )
-        return document.model_dump_json()
+        document = {  # TimelineResource, serialized in one pass as GET /timeline does
+            "task_id": page.task_id,
+            "events": [timeline_entry(r) for r in stream],
+            "next_after": next_after,
+            "next": None
+            if next_after is None
+            else timeline_uri(page.task_id, next_after, page.limit),
+        }
+        return pydantic_core.to_json(document).decode()

@@ -45,6 +45,7 @@ from api.application.caller import Caller
 from api.mcp.auth import fixed_caller
 from api.mcp.event_store import PostgresEventStore
 from api.mcp.listen import MAX_LISTEN_STREAMS
+from api.mcp.resources import TimelineResource
 from api.mcp.server import build_server
 from api.mcp.subscriptions import MAX_SUBSCRIPTIONS
 from api.metrics import StreamMetrics
@@ -323,6 +324,8 @@ async def test_a_task_and_its_timeline_read_as_resources_page_by_page(stack: Sta
     assert pages[1]["events"][0]["seq"] == 5
     assert pages[0]["next"] == f"{task_uri(task_id)}/timeline?after=4&limit=4"
     assert [e["seq"] for e in rest["events"]] == seqs[2:] and rest["next"] is None
+    for page in pages:  # each page is the documented shape, field for field
+        assert TimelineResource.model_validate(page).model_dump(mode="json") == page
 
 
 async def test_bad_resource_uris_and_other_tenants_tasks_are_clear_mcp_errors(

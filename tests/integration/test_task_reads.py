@@ -8,6 +8,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from api.schemas import TimelineEntry, TimelinePage
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent
 from infrastructure.event_store import EventStore
@@ -213,3 +214,20 @@ async def test_rebuild_gives_exactly_the_live_rows(task_log: TaskLog) -> None:
     report = await rebuild_projections(engine, tenant="public", batch=2)
     assert (report.tasks, report.changed) == (5, 2)
     assert await snapshot() == live
+
+
+async def test_a_timeline_page_is_the_documented_timeline_page(
+    api: httpx.AsyncClient, task_log: TaskLog
+) -> None:
+    """The page is built as plain data and serialized in one pass: it must still be exactly
+    what the OpenAPI schema (TimelinePage) says, every field of every entry, in its order, with
+    a tool call's duration."""
+    await make_task(task_log, "documented")
+    await task_log.store.append("documented", new(*finished_run()), 1)
+    response = await api.get("/tasks/documented/timeline")
+    assert response.status_code == 200
+    page = TimelinePage.model_validate_json(response.content)
+    assert page.model_dump(mode="json") == response.json()
+    assert list(response.json()["events"][0]) == list(TimelineEntry.model_fields)
+    timed = [e for e in page.events if e.event_type == "ToolCallCompleted"]
+    assert [e.duration_ms for e in timed] == [12.5]
