@@ -4,6 +4,8 @@ bounded by uvicorn's `ws_max_size` and otherwise ignored.)"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -80,22 +82,42 @@ async def _count_in_minute(
 
 class ClosePacer:
     """Turns for closing sockets whose tasks have ended, at most `rate` a second in this
-    process (`ws_close_rate`): `delay()` is how long a close waits for its turn. Without it,
-    10,000 sockets on tasks that end within a second closed in that second, and the live
-    messages of that second waited behind the closes (benchmarks/streaming.py, the last
-    second's p99)."""
+    process (`ws_close_rate`). Without it, 10,000 sockets on tasks that end within a second
+    closed in that second, and the live messages of that second waited behind the closes
+    (benchmarks/streaming.py, the worst second's p99). A close waits only behind others; no
+    turn is more than MAX_WAIT_S away (a burst beyond rate x MAX_WAIT_S closes the rest
+    together then), and `release()` ends every wait at once (the api shutting down)."""
+
+    MAX_WAIT_S = 5.0  # a waiting socket still holds its file descriptor and the user's slot
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate if rate else 0.0
         self._next = 0.0  # monotonic time of the next free turn
+        self._released: asyncio.Event | None = None  # made in the loop, on first use
 
     def delay(self) -> float:
+        """How long the next close waits for its turn; takes the turn."""
         if not self._interval:
             return 0.0
         now = time.monotonic()
-        turn = max(now, self._next)
+        turn = min(max(now, self._next), now + self.MAX_WAIT_S)
         self._next = turn + self._interval
         return turn - now
+
+    async def wait_turn(self) -> None:
+        """Wait for the next turn (`delay`), or until `release()`."""
+        wait = self.delay()
+        if not wait:
+            return
+        if self._released is None:
+            self._released = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._released.wait(), wait)
+
+    def release(self) -> None:
+        if self._released is None:
+            self._released = asyncio.Event()
+        self._released.set()
 
 
 class SocketCounter:

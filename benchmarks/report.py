@@ -40,7 +40,7 @@ def _socket(count: int, key: str) -> Callable[[Any], float]:
     def pick(report: Any) -> float:
         (row,) = [r for r in report["websocket"] if r["open_sockets"] == count]
         if key == "worst_second_p99_ms":
-            return float(max(row["p99_ms_by_second"]))
+            return float(max(row["p99_ms_by_second"]))  # ValueError if none: not measured
         value = row["commit_to_client"][key] if key.endswith("_ms") else row[key]
         return float(value)
 
@@ -153,9 +153,13 @@ def write_performance(reports: dict[str, list[Any]], runs: int) -> None:
         if not reports.get(bench):
             lines.append(f"| {bench} | {figure} | not measured (every run failed) | {target} | | |")
             continue
-        values = [value(r) for r in reports[bench]]
+        try:
+            values = [value(r) for r in reports[bench]]
+            base = statistics.median(baseline(r) for r in reports[bench]) if baseline else None
+        except (KeyError, ValueError):  # a report from before the figure was measured
+            lines.append(f"| {bench} | {figure} | not measured in these runs | {target} | | |")
+            continue
         median = statistics.median(values)
-        base = statistics.median(baseline(r) for r in reports[bench]) if baseline else None
         ratio = f"{median / base:.2f}" if base else ""
         shown_base = f"{base:g} {unit}" if base is not None else ""
         shown = f"{median:g} {unit} [{min(values):g}, {max(values):g}]"

@@ -102,6 +102,7 @@ class DrainingServer(uvicorn.Server):
             for server in self.servers:
                 server.close()  # no new sockets while the open ones drain
             services.hub.drain()
+            self.app.state.close_pacer.release()  # finished sockets waiting to close: now
             counter: SocketCounter = self.app.state.sockets
             for _ in range(int(self.DRAIN_S / 0.05)):  # polled: the count has no event
                 if not counter.total or self.force_exit:

@@ -338,10 +338,9 @@ async def _pump(
         async with aclosing(stream) as items:
             async for item in items:
                 if isinstance(item, Close):
-                    wait = pacer.delay() if pacer and item.finished else 0.0
-                    if wait:
+                    if pacer and item.finished:
                         await items.aclose()  # unsubscribed now, not after the wait
-                        await asyncio.sleep(wait)
+                        await pacer.wait_turn()
                     await _close(websocket, item.code, item.reason)
                     return None
                 try:
