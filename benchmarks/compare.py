@@ -80,8 +80,9 @@ def main(baseline: Path, runs: int, only: list[str], write: bool) -> None:
         try:
             before = [value(r) for r in reports["baseline"][bench]]
             after = [value(r) for r in reports["this tree"][bench]]
-        except (KeyError, ValueError):
-            continue  # a figure one of the trees does not measure (e.g. a socket count it lacks)
+        except (KeyError, ValueError):  # e.g. a socket count the baseline tree does not run
+            print(f"| {bench} | {figure} ({unit}) | not measured by both trees | | |")
+            continue
         ratio = statistics.median(after) / statistics.median(before)
         print(f"| {bench} | {figure} ({unit}) | {spread(before)} | {spread(after)} | {ratio:.3f} |")
     if write and not only:

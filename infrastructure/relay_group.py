@@ -48,14 +48,6 @@ class RelayGroup:
         # of the old count, which publish the log under locks of their own, are not counted.
         self._member_name = f"scamtrail-relay-member:{count}:{settings.relay_name}"[:63]
 
-    @property
-    def active(self) -> bool:
-        return any(relay.active for relay in self.relays)
-
-    @property
-    def published(self) -> int:
-        return sum(relay.published for relay in self.relays)
-
     def held(self) -> list[int]:
         return [relay.partition.index for relay in self.relays if relay.active]
 

@@ -77,11 +77,6 @@ def published_through(cursors: dict[str, str], relay_name: str, count: int) -> L
     return min(LogCursor.parse(cursors[name]) for name in names)
 
 
-def is_relay_checkpoint(name: str, relay_name: str) -> bool:
-    """Whether a checkpoint row is the relay's, under any partition count."""
-    return name == relay_name or name.startswith(f"{relay_name}#")
-
-
 def starting_point(cursors: dict[str, str], relay_name: str, partition: Partition) -> LogCursor:
     """Where a partition publishes from: its checkpoint; else the furthest point up to which
     the whole log is known to be published under some partition count (every partition of

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.tools import TOOL_STEPS, RemoteTool
+from infrastructure.relay_partitions import MAX_PARTITIONS
 
 # The label `pubsub_key` is derived from `jwt_secret` with: fixed, or an api and a relay of one
 # deployment would disagree on the key.
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     relay_lock_retry_s: float = Field(default=0.5, gt=0)
     # The log split by stream hash (infrastructure/relay_partitions.py), each partition with its
     # own lock and checkpoint, shared among the relay processes. The same on every relay and api.
-    relay_partitions: int = Field(default=1, ge=1, le=64)
+    relay_partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
     relay_backoff_max_s: float = Field(default=2.0, gt=0)
     # Each statement on the relay's lock connection is short: past this, the connection is
     # taken for dead (half-open) and the relay rejoins instead of hanging while "active".

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
@@ -317,8 +317,16 @@ def _stalled(pump: asyncio.Task[str | None]) -> bool:
     )
 
 
+class _Sending(Protocol):
+    """What the pump uses of a WebSocket."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
 async def _pump(
-    websocket: WebSocket,
+    websocket: _Sending,
     stream: AsyncGenerator[Outgoing | Close, None],
     metrics: StreamMetrics,
     send_timeout: float,
@@ -365,7 +373,7 @@ async def _pump(
     return None
 
 
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+async def _close(websocket: _Sending, code: int, reason: str) -> None:
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await websocket.close(code, reason)
 

@@ -70,6 +70,13 @@ def awaiting_live(hub: ProgressHub) -> bool:
     return bool(subs) and all(sub._waiter is not None for sub in subs)
 
 
+async def sent(stream: AsyncIterator[Outgoing | Close]) -> Outgoing:
+    """The stream's next message, which must not be a close."""
+    item = await anext(stream)
+    assert isinstance(item, Outgoing), item
+    return item
+
+
 async def collect(stream: AsyncIterator[Outgoing | Close], within: float = 10) -> list[int]:
     seqs: list[int] = []
     async with asyncio.timeout(within):
@@ -89,8 +96,8 @@ async def test_gaps_duplicates_and_overflow_are_repaired_from_postgresql(
     await store.append(task, [submitted()], 0)
     metrics = StreamMetrics()
     stream = progress_stream(store, hub, hub._settings, metrics, Follow([task]))
-    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
-    assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
+    assert (await sent(stream)).kind == "connected"
+    assert (await sent(stream)).seq == 1
     # Subscribed now. 60 events: far more than the queue of 4 holds while nobody reads.
     await store.append(task, [progress(i % 100) for i in range(60)], 1)
     await store.append(task, [new(ev.TaskCompleted())], 61)
@@ -120,7 +127,7 @@ async def test_a_message_missed_between_subscribe_and_history_is_not_lost(
     await publish(redis, store, task, [1, 2])
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
     await anext(stream)  # connected
-    assert [(await anext(stream)).seq for _ in range(2)] == [1, 2]  # type: ignore[union-attr]
+    assert [(await sent(stream)).seq for _ in range(2)] == [1, 2]
     await store.append(task, [new(ev.TaskCompleted())], 2)
     await publish(redis, store, task, [2, 3])
     assert await collect(stream) == [3]
@@ -134,7 +141,7 @@ async def test_resuming_after_the_last_event_of_a_finished_task_closes_at_once(
     task = f"task-{uuid.uuid4()}"
     await store.append(task, [submitted(), new(ev.TaskCompleted())], 0)
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task], {task: 2}))
-    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
+    assert (await sent(stream)).kind == "connected"
     assert await collect(stream, within=2) == []
 
 
@@ -144,8 +151,8 @@ async def test_a_draining_hub_closes_its_sockets_with_1001(
     task = f"task-{uuid.uuid4()}"
     await store.append(task, [submitted()], 0)
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
-    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
-    assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
+    assert (await sent(stream)).kind == "connected"
+    assert (await sent(stream)).seq == 1
     waiting = asyncio.create_task(anext(stream))
     await eventually(lambda: awaiting_live(hub), within=5, what="waiting for a live message")
     hub.drain()
@@ -224,7 +231,7 @@ async def test_a_database_outage_closes_the_socket_with_1013(settings: Settings)
     socket = FakeSocket()
     stream = progress_stream(store, hub, nowhere, StreamMetrics(), Follow(["t"]))
     try:
-        await asyncio.wait_for(_pump(socket, stream, StreamMetrics(), 5), 20)  # type: ignore[arg-type]
+        await asyncio.wait_for(_pump(socket, stream, StreamMetrics(), 5), 20)
     finally:
         await engine.dispose()
     assert [m["step"] for m in socket.sent] == ["connected"]
@@ -242,7 +249,7 @@ async def test_a_token_already_expired_closes_at_once_with_4401(
     caller = Caller("t", "user:x", frozenset({"analyst"}), expires_at=datetime.now(UTC))
     socket = FakeSocket()
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
-    pump = asyncio.create_task(_pump(socket, stream, StreamMetrics(), 5))  # type: ignore[arg-type]
+    pump = asyncio.create_task(_pump(socket, stream, StreamMetrics(), 5))
     expiry = _ExpiryClose(socket, caller, pump)  # type: ignore[arg-type]
     try:
         await eventually(pump.done, within=5, what="the socket closed")
@@ -269,8 +276,8 @@ async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_no
     meta = EventMetadata(tenant=tenant, actor="a")
     follow = Follow([], tenant=tenant)
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), follow)
-    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
-    first = asyncio.create_task(anext(stream))
+    assert (await sent(stream)).kind == "connected"
+    first = asyncio.create_task(sent(stream))
     await eventually(lambda: awaiting_live(hub), within=5, what="waiting for a live message")
 
     async def publish_all(task: str, after: int = 0) -> None:
@@ -279,7 +286,7 @@ async def test_a_tenant_socket_that_overflows_loses_no_event_of_a_task_it_had_no
 
     await store.append(known, [NewEvent(ev.TaskSubmitted(content="x", kind="sms"), meta)], 0)
     await publish_all(known)
-    assert (await first).seq == 1  # type: ignore[union-attr]
+    assert (await first).seq == 1
     # Nobody reads now: 7 events of a new task, more than the queue holds, then its end and a
     # review after the end.
     events = [NewEvent(ev.TaskSubmitted(content="y", kind="sms"), meta)]
@@ -344,7 +351,7 @@ async def test_a_message_published_before_a_late_subscribe_confirmation_is_not_l
     monkeypatch.setattr(hub, "_send_subscribe", held_back)
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
     await anext(stream)  # the subscribe timed out (stale: the log is read), then connected
-    assert (await anext(stream)).seq == 1  # type: ignore[union-attr]
+    assert (await sent(stream)).seq == 1
     await store.append(task, [progress(50), new(ev.TaskCompleted())], 1)
     await publish(redis, store, task, [2, 3])  # nobody subscribed yet: lost on Redis
     release.set()  # nothing is published after the confirmation: only the log has seqs 2, 3
@@ -362,7 +369,7 @@ async def test_a_tenant_socket_passes_on_every_event_of_a_task_submitted_once_co
     task = f"task-{uuid.uuid4()}"
     meta = EventMetadata(tenant=tenant, actor="a")
     stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([], tenant=tenant))
-    assert (await anext(stream)).kind == "connected"  # type: ignore[union-attr]
+    assert (await sent(stream)).kind == "connected"
     events = [NewEvent(ev.TaskSubmitted(content="x", kind="sms"), meta)]
     events += [NewEvent(ev.ProgressReported(message="m", percent=50), meta)]
     await store.append(task, events, 0)
@@ -419,7 +426,7 @@ async def test_finished_sockets_let_go_of_their_subscriptions_and_close_at_the_p
 
     async def one(socket: FakeSocket, task: str) -> None:
         stream = progress_stream(store, hub, hub._settings, StreamMetrics(), Follow([task]))
-        await _pump(socket, stream, StreamMetrics(), 5, pacer)  # type: ignore[arg-type]
+        await _pump(socket, stream, StreamMetrics(), 5, pacer)
         closed_at.append(loop.time())
 
     pumps = asyncio.gather(*(one(s, t) for s, t in zip(sockets, tasks, strict=True)))

@@ -24,7 +24,7 @@ from infrastructure.settings import Settings
 from tests.factories import progress, submitted
 from tests.integration.test_relay import Listener, running
 from tests.integration.test_relay import listener as listener  # a fixture: its relay's channels
-from tests.waiting import eventually
+from tests.waiting import eventually, stays_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,9 @@ async def test_a_partition_starts_from_the_whole_log_checkpoint_it_replaces(
     async with running(RelayGroup(partitioned(settings, 4), store, redis)):
         await store.append(task, [progress(60)], 2)
         await listener.wait_for(3)
-        await asyncio.sleep(0.3)  # a republish of seqs 1 and 2 would follow at once
+        await stays_quiet(  # a republish of seqs 1 and 2 would follow at once
+            lambda: len(listener.messages) > 3, for_s=0.3, what="a republished event"
+        )
     assert [m["seq"] for m in listener.messages] == [1, 2, 3]
     async with store.transaction() as conn:
         names = (await conn.scalars(sa.text("SELECT name FROM relay_checkpoints"))).all()

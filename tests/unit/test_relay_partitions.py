@@ -10,7 +10,6 @@ from infrastructure.relay_partitions import (
     WHOLE_LOG,
     Partition,
     checkpoint_names,
-    is_relay_checkpoint,
     partitions,
     published_through,
     starting_point,
@@ -31,8 +30,7 @@ def test_every_partition_of_every_count_has_a_lock_of_its_own() -> None:
 
 def test_checkpoint_names_say_the_partition_and_the_count() -> None:
     assert checkpoint_names("relay", 3) == ["relay#0/3", "relay#1/3", "relay#2/3"]
-    assert is_relay_checkpoint("relay#1/3", "relay") and is_relay_checkpoint("relay", "relay")
-    assert not is_relay_checkpoint("relay-eu", "relay")
+    assert Partition(1, 3).checkpoint_name("relay-eu") == "relay-eu#1/3"
 
 
 @pytest.mark.parametrize(("index", "count"), [(0, 0), (1, 1), (-1, 4), (4, 4), (0, 65)])
