@@ -1,5 +1,6 @@
 """Relay publish throughput with the log in 1, 2 and 4 partitions, one `scamtrail relay` process
-per partition. Prints JSON.
+per partition, and with one partition publishing to a local Redis Cluster of three masters
+(sharded channels) instead of one Redis. Prints JSON.
 
     python benchmarks/relay_partitions.py [--events 60000] [--runs 1]
 
@@ -8,9 +9,11 @@ events over 600 tasks commit in one transaction, so they all become readable at 
 clock runs from that commit until every partition's checkpoint has reached the end of the log:
 events/s is what the relays together moved from PostgreSQL to Redis. Nothing subscribes to the
 channels (a PUBLISH to a channel without subscribers is Redis's cheapest). The baseline is the
-one-partition run of the same script. On a 2-core machine the relays, PostgreSQL and Redis share
-two cores: past two relays the figure says where that limit is, not how far partitions scale.
-Uses SCAMTRAIL_TEST_DATABASE_URL (database `scamtrail_bench_relay`) and SCAMTRAIL_TEST_REDIS_URL.
+one-partition run of the same script, for the cluster too. On a 2-core machine the relays,
+PostgreSQL and Redis share two cores: past two relays the figure says where that limit is, not
+how far partitions scale.
+Uses SCAMTRAIL_TEST_DATABASE_URL (database `scamtrail_bench_relay`) and SCAMTRAIL_TEST_REDIS_URL;
+the cluster (tests/redis_cluster.py) needs redis-server 7.0 or later, else its row is left out.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +37,11 @@ import asyncpg
 from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url
 from infrastructure.database import migrate
 from infrastructure.relay_partitions import checkpoint_names, published_through
+from tests.redis_cluster import LocalCluster, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS = (1, 2, 4)
+CLUSTER = "cluster"  # one partition, one relay, publishing to the Redis Cluster
 
 _BULK = """
 INSERT INTO events (stream_id, version, event_id, type, data, metadata)
@@ -112,13 +118,24 @@ async def main(events: int, runs: int) -> None:
     env.update(SCAMTRAIL_DATABASE_URL=as_text(url), SCAMTRAIL_REDIS_URL=bench_redis_url(),
                SCAMTRAIL_JWT_SECRET=BENCH_SECRET, SCAMTRAIL_LOG_LEVEL="INFO",
                SCAMTRAIL_CHANNEL_PREFIX="relay-bench:")  # fmt: skip
-    results: dict[int, list[float]] = {count: [] for count in COUNTS}
-    try:
-        for _ in range(runs):  # counts interleaved: each run of each sees the same drift
-            for count in COUNTS:
-                results[count].append(await one_run(pool, count, events, env))
-    finally:
-        await pool.close()
+    results: dict[int | str, list[float]] = {count: [] for count in COUNTS}
+    cluster: LocalCluster | None = None
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as folder:
+        try:
+            if redis_server_binary() is not None:
+                cluster = LocalCluster(Path(folder), replicas=0)
+                cluster.start()
+                results[CLUSTER] = []
+            for _ in range(runs):  # interleaved: each run of each sees the same drift
+                for count in COUNTS:
+                    results[count].append(await one_run(pool, count, events, env))
+                if cluster is not None:
+                    on_cluster = {**env, "SCAMTRAIL_PUBSUB_URL": cluster.url}
+                    results[CLUSTER].append(await one_run(pool, 1, events, on_cluster))
+        finally:
+            if cluster is not None:
+                cluster.stop()
+            await pool.close()
     base = statistics.median(results[1])
     report: dict[str, Any] = {
         "benchmark": "relay_partitions",
@@ -128,8 +145,9 @@ async def main(events: int, runs: int) -> None:
         "runs": runs,
         "partitions": [
             {
-                "partitions": count,
-                "relays": count,
+                "partitions": 1 if count == CLUSTER else count,
+                "relays": 1 if count == CLUSTER else count,
+                "pubsub": "redis cluster, 3 masters" if count == CLUSTER else "one redis",
                 "events_per_s": {
                     "min": round(min(values)),
                     "median": round(statistics.median(values)),

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from domain.indicators import is_task_stream
@@ -58,6 +57,7 @@ from domain.log import LogCursor, RecordedEvent
 from domain.progress import TERMINAL_EVENT_TYPES, progress_message
 from infrastructure.event_store import EventStore
 from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, Throttled
+from infrastructure.progress_bus import ChannelSubscriber, ProgressBus
 from infrastructure.redis_client import create_redis
 from infrastructure.settings import Settings
 
@@ -237,6 +237,7 @@ class ProgressHub:
         self._settings, self._store = settings, store
         self._redis = redis or create_redis(settings)
         self._owns_redis = redis is None
+        self._bus = ProgressBus(settings, self._redis)  # this Redis, or SCAMTRAIL_PUBSUB_URL's
         self._seal = PubSubSeal(settings)
         # Messages dropped for a missing or wrong MAC; a flood of forgeries is one line a minute.
         self._reject = Throttled(
@@ -248,7 +249,7 @@ class ProgressHub:
         self._channels: dict[str, set[Subscription]] = {}
         self._confirmed: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[bool]]] = {}
-        self._pubsub: PubSub | None = None
+        self._pubsub: ChannelSubscriber | None = None
         self._lock = asyncio.Lock()  # one command at a time on the shared connection
         self._reader: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None  # reads the log while Redis is away
@@ -306,6 +307,7 @@ class ProgressHub:
             _, stuck = await asyncio.wait(tasks, timeout=5)
             if stuck:
                 log.warning("progress hub: %d task(s) did not stop within 5 s", len(stuck))
+        await self._bus.aclose()
         if self._owns_redis:
             await self._redis.aclose()
 
@@ -359,7 +361,7 @@ class ProgressHub:
         """Whether Redis has confirmed every channel of `sub`: what is published now reaches it."""
         return all(channel in self._confirmed for channel in sub.channels)
 
-    async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
+    async def _send_subscribe(self, pubsub: ChannelSubscriber, channels: list[str]) -> None:
         async with self._lock:
             if pubsub is not self._pubsub:
                 return  # replaced meanwhile: the new connection subscribes every channel
@@ -399,7 +401,7 @@ class ProgressHub:
         if emptied and self._pubsub is not None:
             self._chore(self._unsubscribe(self._pubsub, emptied))
 
-    async def _unsubscribe(self, pubsub: PubSub, channels: list[str]) -> None:
+    async def _unsubscribe(self, pubsub: ChannelSubscriber, channels: list[str]) -> None:
         async with self._lock:
             # A subscriber may have come back for a channel while we waited for the lock.
             gone = [c for c in channels if c not in self._channels]
@@ -431,7 +433,7 @@ class ProgressHub:
             await asyncio.sleep(backoff.next())
 
     async def _connect(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub = await self._bus.subscriber()
         channels = [self._control, *self._channels]
         wire = [self._control, *map(self._seal.wire, self._channels)]
         try:
@@ -573,8 +575,8 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _close(pubsub: PubSub) -> None:
+async def _close(pubsub: ChannelSubscriber) -> None:
     try:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
     except _REDIS_ERRORS as error:
         log.debug("progress hub: closing the old Pub/Sub connection: %r", error)

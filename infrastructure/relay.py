@@ -52,6 +52,7 @@ from infrastructure.doorbell import DoorbellListener
 from infrastructure.event_store import EventStore
 from infrastructure.hub import PubSubSeal, task_channel, tenant_channel
 from infrastructure.outage import POSTGRES_ERRORS, Backoff, OutageLog, Throttled, sleep_unless
+from infrastructure.progress_bus import ProgressBus
 from infrastructure.relay_partitions import (
     WHOLE_LOG,
     Partition,
@@ -139,8 +140,12 @@ class Relay:
         redis: Redis,
         partition: Partition = WHOLE_LOG,
         share: Share | None = None,
+        bus: ProgressBus | None = None,
     ) -> None:
-        self._settings, self._store, self._redis = settings, store, redis
+        self._settings, self._store = settings, store
+        # Progress goes out on the bus (this Redis, or SCAMTRAIL_PUBSUB_URL's server or
+        # cluster); the doorbell is always heard on this Redis.
+        self._bus, self._owns_bus = bus or ProgressBus(settings, redis), bus is None
         self.partition, self._share = partition, share
         self._name = (
             repr(settings.relay_name)
@@ -200,6 +205,8 @@ class Relay:
                 if conn is not None:
                     await close_connection(conn)
         await self._doorbell.aclose()
+        if self._owns_bus:
+            await self._bus.aclose()
 
     async def _acquire(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
         waiting_logged = False
@@ -330,10 +337,7 @@ class Relay:
                 messages.append((channel, seal.seal(channel, text)))
         while True:
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for channel, message in messages:
-                        pipe.publish(channel, message)
-                    await pipe.execute()
+                await self._bus.publish(messages)
             except (RedisError, OSError) as error:
                 self._outage.down("Redis", error)
                 if await sleep_unless(stop, backoff.next()):

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from infrastructure.database import SERVER_KEEPALIVES
 from infrastructure.event_store import EventStore
 from infrastructure.outage import POSTGRES_ERRORS, sleep_unless
+from infrastructure.progress_bus import ProgressBus
 from infrastructure.relay import Relay, close_connection
 from infrastructure.relay_partitions import partitions
 from infrastructure.settings import Settings
@@ -42,7 +43,10 @@ class RelayGroup:
         self._settings = settings
         count = settings.relay_partitions
         share = self if count > 1 else None  # one partition: the lock alone decides
-        self.relays = [Relay(settings, store, redis, p, share) for p in partitions(count)]
+        self._bus = ProgressBus(settings, redis)  # one client of a cluster for every partition
+        self.relays = [
+            Relay(settings, store, redis, p, share, self._bus) for p in partitions(count)
+        ]
         self.members = 1  # relay processes alive, this one included
         # The count is in the name: while the count changes (a rolling restart), the relays
         # of the old count, which publish the log under locks of their own, are not counted.
@@ -63,11 +67,14 @@ class RelayGroup:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay every partition this process gets until `stop` is set."""
-        async with asyncio.TaskGroup() as group:
-            if len(self.relays) > 1:
-                group.create_task(self._count_members(stop), name="relay-members")
-            for relay in self.relays:
-                group.create_task(relay.run(stop), name=f"relay-{relay.partition.index}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                if len(self.relays) > 1:
+                    group.create_task(self._count_members(stop), name="relay-members")
+                for relay in self.relays:
+                    group.create_task(relay.run(stop), name=f"relay-{relay.partition.index}")
+        finally:
+            await self._bus.aclose()
 
     async def _count_members(self, stop: asyncio.Event) -> None:
         """Keep `members` current on a connection of its own, which is this process's count."""

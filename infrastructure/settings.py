@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/scamtrail"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Where live progress goes between the relay and the api processes, when not the Redis
+    # above: a server, or any node of a Redis Cluster (then sharded channels, one subscription
+    # per shard per api process; infrastructure/progress_bus.py). The queue stays on redis_url.
+    pubsub_url: str | None = None
     # Connections each process keeps; PostgreSQL allows 100 by default across every process.
     database_pool_size: int = Field(default=10, ge=1, le=200)
     # No statement waits longer than this for PostgreSQL: a half-open connection (a NAT that

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.event_store import EventStore
+from infrastructure.progress_bus import ProgressBus
 from infrastructure.relay import PROBE_SQL, Relay, lock_connection_settings
 from infrastructure.settings import Settings
 from tests.factories import progress, submitted
@@ -183,7 +184,7 @@ async def test_relay_rides_out_a_redis_outage(
         # relay backs off at most 0.1 s: 0.5 s is several failed attempts.
         await stays_quiet(lambda: relay.published, for_s=0.5, what="published to no Redis")
         assert await checkpoint(store) is None  # nothing published, nothing checkpointed
-        relay._redis = redis  # Redis "comes back"
+        relay._bus = ProgressBus(settings, redis)  # Redis "comes back"
         await listener.wait_for(1)
     await broken.aclose()
 
