@@ -91,10 +91,17 @@ class CallTool:
 @dataclass(frozen=True)
 class ReachVerdict:
     """Weigh the evidence (the LLM reasoner when configured, else the rules) and record
-    VerdictReached."""
+    VerdictReached with the task's completion (`concluded`)."""
 
     check_cancelled = True
     call_id = None
+
+
+def concluded(verdict: ev.VerdictReached) -> tuple[ev.VerdictReached, ev.TaskCompleted]:
+    """What ReachVerdict records, in one append: nothing is left to decide between a verdict
+    and the completion it brings. (A stream whose verdict was recorded alone, by an earlier
+    version, still gets its completion from `next_actions`.)"""
+    return verdict, ev.TaskCompleted(verdict=verdict.verdict)
 
 
 Action = Record | ExtractEntities | CallTool | ReachVerdict

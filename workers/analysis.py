@@ -10,7 +10,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from domain import events as ev
-from domain.decider import Action, CallTool, ExtractEntities, ReachVerdict, Record, next_actions
+from domain.decider import (
+    Action,
+    CallTool,
+    ExtractEntities,
+    ReachVerdict,
+    Record,
+    concluded,
+    next_actions,
+)
 from domain.extraction import extract_entities
 from domain.log import RecordedEvent
 from domain.reasoning import reason
@@ -119,7 +127,7 @@ class AnalysisRun:
                 )
                 await self.writer.append(ev.EntitiesExtracted(entities=entities))
             case ReachVerdict():
-                await self.writer.append(await self._verdict())
+                await self.writer.append(*concluded(await self._verdict()))
 
     async def _verdict(self) -> ev.VerdictReached:
         if self.agent.reasoner is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from domain import events as ev
 from domain.errors import ConcurrencyConflict, TaskNotFound
@@ -31,6 +32,19 @@ class TaskGone(Exception):
     cancelled or finished): stop, there is nothing left to append to."""
 
 
+@dataclass
+class _Pending:
+    """One caller's events in a shared append, and what became of them."""
+
+    events: list[NewEvent]
+    recorded: list[RecordedEvent] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+    def failed(self, error: BaseException) -> None:
+        self.error, self.done = error, True
+
+
 class TaskWriter:
     def __init__(
         self,
@@ -49,6 +63,7 @@ class TaskWriter:
         self.state = folded
         self._log = log
         self._lock = asyncio.Lock()  # tool calls run concurrently; appends go one at a time
+        self._pending: list[_Pending] = []  # appends waiting for the lock: written together
         correlation = first.metadata.correlation_id or first.event_id
         self._metadata = EventMetadata(
             tenant=first.metadata.tenant,
@@ -63,24 +78,75 @@ class TaskWriter:
 
     async def append(self, *events: ev.DomainEvent) -> list[RecordedEvent]:
         """Append after everything seen so far; on a conflict, read what others appended and
-        try again — unless one of those events cancelled or finished the task."""
-        batch = [NewEvent(e, self._metadata, uuid.uuid4()) for e in events]
-        async with self._lock:
-            unexplained = 0
-            while True:
-                try:
-                    result = await self._log.append(self.task_id, batch, self.version)
-                except TaskNotFound:
-                    raise TaskGone(f"task {self.task_id} is gone (pruned)") from None
-                except ConcurrencyConflict as conflict:
-                    if await self._catch_up():
-                        continue
-                    unexplained += 1
-                    await self._check_still_there(conflict, unexplained)
-                    await asyncio.sleep(_CONFLICT_BACKOFF_S * 2 ** (unexplained - 1))
+        try again — unless one of those events cancelled or finished the task.
+
+        Appends that arrive while another is being written (a task's tool calls starting or
+        ending together) wait for it, then go to the log together, in arrival order, in one
+        transaction: one round of the append's statements instead of one per call. Each caller
+        gets back its own events. If such a shared append fails for another reason than the
+        task ending, each caller's events are tried again alone, so that one call's outcome the
+        log refuses does not take the others' down with it."""
+        mine = _Pending([NewEvent(e, self._metadata, uuid.uuid4()) for e in events])
+        self._pending.append(mine)
+        try:
+            async with self._lock:
+                if not mine.done:
+                    await asyncio.sleep(0)  # let calls that are ready now add theirs
+                    together, self._pending = self._pending, []
+                    try:
+                        await self._write_together(together)
+                    except BaseException:  # cancelled mid-write: the next holder writes theirs
+                        self._pending[:0] = [p for p in together if not p.done and p is not mine]
+                        raise
+        except BaseException:
+            if mine in self._pending:
+                self._pending.remove(mine)  # cancelled before it was written: never written
+            raise
+        if mine.error is not None:
+            raise mine.error
+        return mine.recorded
+
+    async def _write_together(self, together: list[_Pending]) -> None:
+        if len(together) > 1:
+            try:
+                recorded = await self._write([e for p in together for e in p.events])
+            except (TaskWasCancelled, TaskGone) as ended:
+                for pending in together:
+                    pending.failed(ended)
+                return
+            except Exception:
+                pass  # each alone, below: only the one the log refuses fails
+            else:
+                for pending in together:
+                    pending.recorded, recorded = (
+                        recorded[: len(pending.events)],
+                        recorded[len(pending.events) :],
+                    )
+                    pending.done = True
+                return
+        for pending in together:
+            try:
+                pending.recorded = await self._write(pending.events)
+                pending.done = True
+            except Exception as error:
+                pending.failed(error)
+
+    async def _write(self, batch: list[NewEvent]) -> list[RecordedEvent]:
+        unexplained = 0
+        while True:
+            try:
+                result = await self._log.append(self.task_id, batch, self.version)
+            except TaskNotFound:
+                raise TaskGone(f"task {self.task_id} is gone (pruned)") from None
+            except ConcurrencyConflict as conflict:
+                if await self._catch_up():
                     continue
-                self._seen(result.recorded)
-                return list(result.recorded)
+                unexplained += 1
+                await self._check_still_there(conflict, unexplained)
+                await asyncio.sleep(_CONFLICT_BACKOFF_S * 2 ** (unexplained - 1))
+                continue
+            self._seen(result.recorded)
+            return list(result.recorded)
 
     async def check_cancelled(self) -> bool:
         """Read events appended by others; raise `TaskWasCancelled` if one of them ended the

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -19,6 +20,7 @@ from infrastructure.settings import Settings, load_settings
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 EXIT_ALREADY_RUNNING = 5  # another `up` owns this directory's embedded services
+ANSWER_WITHIN_S = 60.0  # the api answers in a few seconds; past this, `up` says it is waiting
 
 
 def _note(text: str) -> None:
@@ -49,16 +51,43 @@ def up(
             here = stack.Stack(os.getpid(), stack.client_url(host, settings.port), urls)
             services.enter_context(stack.recorded(stack.ROOT, here))
         database.seed_database(settings)
-        console.print(
-            f"[green]scamtrail is up:[/] http://{host}:{settings.port}/ (console),"
-            f" http://{host}:{settings.port}/docs (api),"
-            f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
-        )
-        if dev_auth.up_may_print_token(settings):
-            auth.print_dev_token(settings)
-        else:
-            console.print(dev_auth.MINT_HINT, soft_wrap=True, markup=False, highlight=False)
+        _note("starting the api, the relay and a worker")
         asyncio.run(whole_system(settings, host))  # inside: the embedded services outlive it
+
+
+def announce(settings: Settings, host: str) -> None:
+    """The banner: where everything is, and a token to try it with."""
+    console.print(
+        f"[green]scamtrail is up:[/] http://{host}:{settings.port}/ (console),"
+        f" http://{host}:{settings.port}/docs (api),"
+        f" ws://{host}:{settings.port}/ws/agent-progress/<task_id> (progress). Ctrl-C stops it."
+    )
+    if dev_auth.up_may_print_token(settings):
+        auth.print_dev_token(settings)
+    else:
+        console.print(dev_auth.MINT_HINT, soft_wrap=True, markup=False, highlight=False)
+
+
+async def announce_when_answering(settings: Settings, host: str) -> None:
+    """The banner once the api answers /healthz, so that a request made right after it is
+    served, not refused. If it takes past ANSWER_WITHIN_S, say so, and keep waiting."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{'[' + local + ']' if ':' in local else local}:{settings.port}/healthz"
+    loop = asyncio.get_running_loop()
+    warn_at = loop.time() + ANSWER_WITHIN_S
+    async with httpx.AsyncClient(timeout=1) as http:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code == 200:
+                    break
+            if warn_at and loop.time() > warn_at:
+                console.print(
+                    f"[yellow]the api has not answered {url} within {ANSWER_WITHIN_S:.0f} s;"
+                    " still waiting (its log above says why)[/]"
+                )
+                warn_at = 0
+            await asyncio.sleep(0.1)
+    announce(settings, host)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -84,7 +113,11 @@ async def whole_system(settings: Settings, host: str) -> None:
     ends by itself stops the others, and `up` with them (exit 1)."""
     from api.up_processes import part_commands, part_environment, supervise
 
-    ended = await supervise(part_commands(host, settings.port), part_environment(settings))
+    banner = asyncio.create_task(announce_when_answering(settings, host))
+    try:
+        ended = await supervise(part_commands(host, settings.port), part_environment(settings))
+    finally:
+        banner.cancel()
     if ended is not None:
         how = f"signal {-ended.code}" if ended.code < 0 else f"exit code {ended.code}"
         log.error("the %s ended (%s) while scamtrail was up: stopped the rest", ended.name, how)

@@ -19,7 +19,7 @@ import typer
 from api import up_processes
 from api.cli import up as cli_up
 from infrastructure.settings import load_settings
-from tests.e2e.progress_stack import ROOT
+from tests.e2e.progress_stack import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +135,31 @@ def test_the_parts_share_a_private_pubsub_key_when_none_is_configured() -> None:
     assert up_processes.part_environment(configured).get("SCAMTRAIL_PUBSUB_KEY") == (
         os.environ.get("SCAMTRAIL_PUBSUB_KEY")
     )
+
+
+async def test_the_banner_waits_until_the_api_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up` says it is up (and prints a token) only once /healthz answers: a request made right
+    after the banner is served, not refused."""
+    shown: list[float] = []
+    monkeypatch.setattr(cli_up, "announce", lambda settings, host: shown.append(time.monotonic()))
+    port = free_port()
+    waiting = asyncio.create_task(
+        cli_up.announce_when_answering(load_settings(port=port), "127.0.0.1")
+    )
+    await asyncio.sleep(0.5)
+    assert not shown, "the banner came before anything listened"
+
+    async def healthz(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    listening = time.monotonic()
+    server = await asyncio.start_server(healthz, "127.0.0.1", port)
+    try:
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(shown) == 1 and shown[0] >= listening

@@ -232,16 +232,18 @@ async def test_a_pruned_task_stops_the_run() -> None:
 
 async def test_a_call_whose_outcome_cannot_be_recorded_does_not_stop_the_others() -> None:
     class LosesOneCompletion(InMemoryTaskLog):
-        lost = False
+        """Refuses web_search's completion, alone or with other calls' events, while
+        `refusing`."""
+
+        refusing = True
 
         async def append(
             self, task_id: str, events: Sequence[NewEvent], expected_version: int
         ) -> AppendResult:
-            if not self.lost and any(
+            if self.refusing and any(
                 isinstance(e.event, ev.ToolCallCompleted) and e.event.tool == "web_search"
                 for e in events
             ):
-                self.lost = True
                 raise OSError("the log refused the event")
             return await super().append(task_id, events, expected_version)
 
@@ -258,6 +260,7 @@ async def test_a_call_whose_outcome_cannot_be_recorded_does_not_stop_the_others(
     assert done == {c.tool for c in PLAN} - {"web_search"}, "the other calls finished"
 
     calls_before = {name: len(tool.calls) for name, tool in box.items()}
+    log.refusing = False
     assert await run_analysis(agent, task_id) == "completed"
     calls_after = {name: len(tool.calls) for name, tool in box.items()}
     assert {k: calls_after[k] - calls_before[k] for k in box} == {
