@@ -106,6 +106,26 @@ class AppendResult:
         return self.versions[-1]
 
 
+def _appended(stream_id: str, rows: Sequence[_Stored], events: Sequence[NewEvent]) -> AppendResult:
+    return AppendResult(
+        stream_id,
+        versions=tuple(row.version for row in rows),
+        positions=tuple(row.position for row in rows),
+        stored=True,
+        recorded=tuple(row.recorded(stream_id, e) for row, e in zip(rows, events, strict=True)),
+    )
+
+
+class LostConnection(ConnectionError):
+    """A `raw_transaction` lost its connection; whether it committed is unknown. An OSError,
+    as a lost connection is everywhere else (infrastructure/outage.POSTGRES_ERRORS)."""
+
+
+class NothingAppended(Exception):
+    """`append_on` inserted nothing: a retry of events stored already, or a conflict. Raised
+    inside the caller's transaction, which it aborts; `unappended` then says which."""
+
+
 class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -158,17 +178,61 @@ class EventStore:
                 raise
             rows = []
         if rows:
-            return AppendResult(
-                stream_id,
-                versions=tuple(row.version for row in rows),
-                positions=tuple(row.position for row in rows),
-                stored=True,
-                recorded=tuple(
-                    row.recorded(stream_id, e) for row, e in zip(rows, events, strict=True)
-                ),
-            )
+            return _appended(stream_id, rows, events)
         # Nothing inserted: a retry of events stored already, or a real conflict.
         return await self._already_stored(conn, stream_id, events, expected_version)
+
+    @asynccontextmanager
+    async def raw_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on a pooled connection, through asyncpg itself: for a hot path of a
+        few statements (the worker's appends, infrastructure/task_log.py), on which
+        SQLAlchemy's execution layer costs more CPU than the statements. A connection that
+        turns out dead is dropped with the rest of the pool, as in `_fetch`, and the block
+        ends with `LostConnection`: the caller decides whether to try again."""
+        pooled = await self._engine.raw_connection()
+        driver: asyncpg.Connection = pooled.driver_connection
+        try:
+            async with driver.transaction():
+                yield driver
+        except asyncio.CancelledError:
+            await greenlet_spawn(pooled.invalidate)  # mid-statement: its state is unknown
+            raise
+        except BaseException as error:
+            if not _is_disconnect(error, driver):
+                await greenlet_spawn(pooled.close)
+                raise
+            await greenlet_spawn(pooled.invalidate)
+            await self._engine.dispose(close=False)  # every pooled connection is suspect
+            raise LostConnection(f"lost the database connection: {error!r}") from error
+        await greenlet_spawn(pooled.close)
+
+    async def append_on(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+    ) -> AppendResult:
+        """`append` inside a `raw_transaction`, with no savepoint: when it inserts nothing it
+        raises `NothingAppended`, which aborts the transaction, and the caller asks
+        `unappended` outside it whether that was a retry or a conflict."""
+        validate_append(stream_id, events, expected_version)
+        try:
+            rows = await conn.fetch(_APPEND, *_append_args(stream_id, events, expected_version))
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name not in (_VERSION_TAKEN, _EVENT_ID_TAKEN):
+                raise
+            raise NothingAppended(stream_id) from None
+        if not rows:
+            raise NothingAppended(stream_id)
+        return _appended(stream_id, [_Stored(*row.values()) for row in rows], events)
+
+    async def unappended(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendResult:
+        """After `NothingAppended`: the no-op result if every event is stored already (a
+        retry); else raises `ConcurrencyConflict` or `DuplicateEventId` as `append` would."""
+        return await self._already_stored(None, stream_id, events, expected_version)
 
     async def _append_autocommit(self, args: tuple[Any, ...]) -> list[_Stored]:
         # The hot path talks to asyncpg directly, on a connection from the SQLAlchemy pool: the
@@ -361,17 +425,21 @@ def validate_append(stream_id: str, events: Sequence[NewEvent], expected_version
         raise InvalidAppend(f"stream {stream_id!r}: the batch repeats an event id")
 
 
+# What a lost connection raises through asyncpg (but asyncpg.DataError, a value it cannot
+# encode, is an InterfaceError too, and the caller's fault).
+_DISCONNECTS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+)
+
+
 def _is_disconnect(error: BaseException, driver: asyncpg.Connection) -> bool:
     if isinstance(error, asyncpg.DataError):
-        return False  # a value asyncpg cannot encode (an InterfaceError, but the caller's fault)
-    disconnects = (
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.AdminShutdownError,
-        asyncpg.CannotConnectNowError,
-        OSError,
-    )
-    return isinstance(error, disconnects) or driver.is_closed()
+        return False
+    return isinstance(error, _DISCONNECTS) or driver.is_closed()
 
 
 def _append_args(

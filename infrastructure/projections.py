@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import TaskState
@@ -51,18 +53,10 @@ _SELECT = sa.text("SELECT * FROM task_projection WHERE task_id = :task_id")
 _SELECT_FOR_UPDATE = sa.text(_SELECT.text + " FOR UPDATE")
 
 
-async def load_task(
-    conn: AsyncConnection, task_id: str, *, for_update: bool = False
-) -> TaskState | None:
-    """The task's row; with `for_update`, locked until the end of the caller's transaction."""
-    query = _SELECT_FOR_UPDATE if for_update else _SELECT
-    row = (await conn.execute(query, {"task_id": task_id})).mappings().first()
+async def load_task(conn: AsyncConnection, task_id: str) -> TaskState | None:
+    """The task's row."""
+    row = (await conn.execute(_SELECT, {"task_id": task_id})).mappings().first()
     return None if row is None else state_from_row(row)
-
-
-async def save_task(conn: AsyncConnection, state: TaskState) -> None:
-    """Write a state evolved from the task's row: the columns events after the first change."""
-    await conn.execute(_UPSERT, row_from_state(state))
 
 
 async def replace_task(
@@ -71,6 +65,39 @@ async def replace_task(
     """Write a state folded from the stream: every column. With `only_if_newer`, leave a row
     that is already at a later version."""
     await conn.execute(_REPLACE_IF_NEWER if only_if_newer else _REPLACE, row_from_state(state))
+
+
+class RawStatements:
+    """The statements above for a plain asyncpg connection (`EventStore.raw_transaction`):
+    the same SQL, its named parameters turned into positional ones."""
+
+    def __init__(self, statement: sa.TextClause) -> None:
+        compiled = statement.compile(dialect=postgresql_asyncpg.dialect())  # type: ignore[no-untyped-call]
+        self.sql = str(compiled)
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+_RAW_SELECT_FOR_UPDATE = RawStatements(_SELECT_FOR_UPDATE)
+_RAW_UPSERT = RawStatements(_UPSERT)
+_RAW_REPLACE = RawStatements(_REPLACE)
+
+
+async def load_task_raw(conn: asyncpg.Connection, task_id: str) -> TaskState | None:
+    """The task's row, locked until the end of the caller's transaction."""
+    row = await conn.fetchrow(_RAW_SELECT_FOR_UPDATE.sql, task_id)
+    return None if row is None else state_from_row(row)
+
+
+async def save_task_raw(
+    conn: asyncpg.Connection, state: TaskState, *, every_column: bool = False
+) -> None:
+    """Write a state evolved from the task's row: the columns events after the first change.
+    With `every_column`, a state folded from the stream (`replace_task`'s columns)."""
+    statement = _RAW_REPLACE if every_column else _RAW_UPSERT
+    await conn.execute(statement.sql, *statement.args(row_from_state(state)))
 
 
 def row_from_state(state: TaskState) -> dict[str, Any]:
@@ -104,6 +131,8 @@ def row_from_state(state: TaskState) -> dict[str, Any]:
 
 def state_from_row(row: Any) -> TaskState:
     calls = row["calls"]
+    if isinstance(calls, str):  # jsonb as text: a plain asyncpg connection does not parse it
+        calls = json.loads(calls)
     return TaskState(
         task_id=row["task_id"],
         tenant=row["tenant"],

@@ -4,6 +4,7 @@ event at once (infrastructure/doorbell.py)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from domain.errors import ConcurrencyConflict, TaskNotFound
@@ -11,7 +12,9 @@ from domain.log import NewEvent
 from domain.task import TaskState, fold
 from infrastructure import projections
 from infrastructure.doorbell import Doorbell
-from infrastructure.event_store import AppendResult, EventStore
+from infrastructure.event_store import AppendResult, EventStore, LostConnection, NothingAppended
+
+log = logging.getLogger(__name__)
 
 
 class TaskLog:
@@ -33,7 +36,32 @@ class TaskLog:
     async def _append(
         self, task_id: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
-        async with self.store.transaction() as conn:
+        """One transaction on a plain asyncpg connection: lock the task's row, insert the
+        events, write the row. Four round trips and no savepoint: when nothing is inserted (a
+        conflict, or a retry of stored events) the transaction is abandoned and the store says
+        which, outside it. A connection lost on the way is dropped and the whole transaction
+        tried once more: the event ids make a second try of a committed append a no-op."""
+        for attempt in (1, 2):
+            try:
+                return await self._append_once(task_id, events, expected_version)
+            except NothingAppended:
+                try:
+                    return await self.store.unappended(task_id, events, expected_version)
+                except ConcurrencyConflict as conflict:
+                    if expected_version > 0 and conflict.actual_version is None:
+                        raise TaskNotFound(task_id) from conflict
+                    raise
+            except LostConnection as error:
+                if attempt == 2:
+                    raise
+                log.warning("appending to %s: lost the database connection (%r); retrying once",
+                            task_id, error)  # fmt: skip
+        raise AssertionError("unreachable")
+
+    async def _append_once(
+        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendResult:
+        async with self.store.raw_transaction() as conn:
             # Lock the row before appending: a rebuild or a prune holding it finishes first, and
             # a locking read returns the row as they committed it, not as this transaction's
             # snapshot saw it. After a rebuild, the new event is folded on the corrected row (a
@@ -43,15 +71,8 @@ class TaskLog:
             # has no row to lock.
             state = None
             if expected_version > 0:
-                state = await projections.load_task(conn, task_id, for_update=True)
-            try:
-                result = await self.store.append(task_id, events, expected_version, conn=conn)
-            except ConcurrencyConflict as conflict:
-                if expected_version > 0 and conflict.actual_version is None:
-                    raise TaskNotFound(task_id) from conflict
-                raise
-            if not result.recorded:
-                return result  # an idempotent retry: the projection saw these already
+                state = await projections.load_task_raw(conn, task_id)
+            result = await self.store.append_on(conn, task_id, events, expected_version)
             from_row = state is not None and state.version == expected_version
             if not from_row and expected_version > 0:
                 # The row is missing or behind (e.g. the table was emptied for a rebuild): fold
@@ -59,10 +80,9 @@ class TaskLog:
                 state = fold(await self.store.read_stream(task_id, limit=expected_version))
             state = fold(result.recorded, state)
             assert state is not None
-            if from_row:
-                await projections.save_task(conn, state)
-            else:  # folded from the stream: write every column, the row may be wrong in any
-                await projections.replace_task(conn, state)
+            # Folded from the stream, not from the row: write every column, the row may be
+            # wrong in any.
+            await projections.save_task_raw(conn, state, every_column=not from_row)
         return result
 
     async def task(self, task_id: str) -> TaskState | None:

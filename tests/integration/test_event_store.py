@@ -17,6 +17,7 @@ from domain.errors import ConcurrencyConflict, UnknownEventType
 from infrastructure.database import create_engine
 from infrastructure.event_store import EventStore
 from infrastructure.settings import Settings
+from infrastructure.task_log import TaskLog
 from tests.factories import new, progress, submitted
 from tests.waiting import readable
 
@@ -113,6 +114,31 @@ async def test_the_store_recovers_when_postgresql_drops_its_connections(store: E
     # Fill the pool with live connections, which the kill below turns into dead ones.
     await asyncio.gather(*(store.append(f"{sid}-{i}", [submitted()], 0) for i in range(5)))
     await store.append(sid, [submitted()], 0)
+    await kill_every_other_backend(store)
+
+    # The first read and the first append after the loss both reconnect by themselves.
+    assert [r.version for r in await store.read_stream(sid)] == [1]
+    await store.append(sid, [progress()], 1)
+    assert [r.version for r in await store.read_stream(sid)] == [1, 2]
+
+
+async def test_a_task_append_recovers_when_postgresql_drops_its_connections(
+    store: EventStore,
+) -> None:
+    """The worker's append (a transaction of its own on a plain asyncpg connection) on a pool
+    of dead connections: tried once more on a new one, and the task's row follows."""
+    task_log, sid = TaskLog(store), stream()
+    await asyncio.gather(*(task_log.append(f"{sid}-{i}", [submitted()], 0) for i in range(5)))
+    await task_log.append(sid, [submitted()], 0)
+    await kill_every_other_backend(store)
+
+    await task_log.append(sid, [progress()], 1)
+    assert [r.version for r in await store.read_stream(sid)] == [1, 2]
+    state = await task_log.task(sid)
+    assert state is not None and state.version == 2
+
+
+async def kill_every_other_backend(store: EventStore) -> None:
     killer = create_engine(Settings(database_url=str(store._engine.url)), pool_size=1)
     try:
         async with killer.connect() as conn:
@@ -125,11 +151,6 @@ async def test_the_store_recovers_when_postgresql_drops_its_connections(store: E
         assert killed
     finally:
         await killer.dispose()
-
-    # The first read and the first append after the loss both reconnect by themselves.
-    assert [r.version for r in await store.read_stream(sid)] == [1]
-    await store.append(sid, [progress()], 1)
-    assert [r.version for r in await store.read_stream(sid)] == [1, 2]
 
 
 async def test_a_tolerant_global_read_passes_an_unreadable_event_on(store: EventStore) -> None:

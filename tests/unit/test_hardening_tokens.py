@@ -56,10 +56,10 @@ def _up_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[io.S
     )
     monkeypatch.setattr(cli_database, "seed_database", lambda settings: None)
 
-    async def nothing(settings: Settings, host: str) -> None:
-        return None
+    async def answers_at_once(settings: Settings, host: str) -> None:
+        cli_up.announce(settings, host)  # what the real one prints once the api answers
 
-    monkeypatch.setattr(cli_up, "whole_system", nothing)
+    monkeypatch.setattr(cli_up, "whole_system", answers_at_once)
     monkeypatch.setenv("SCAMTRAIL_DEV_JWT_SECRET_FILE", str(tmp_path / "dev-secret"))
     cli_up.up(port=None, host="127.0.0.1")
     yield out
