@@ -187,15 +187,27 @@ class EventStore:
         """A transaction on a pooled connection, through asyncpg itself: for a hot path of a
         few statements (the worker's appends, infrastructure/task_log.py), on which
         SQLAlchemy's execution layer costs more CPU than the statements. A connection that
-        turns out dead is dropped with the rest of the pool, as in `_fetch`, and the block
-        ends with `LostConnection`: the caller decides whether to try again."""
+        turns out dead ends the block with `LostConnection` (`_pooled`): the caller decides
+        whether to try again."""
+        async with self._pooled() as driver, driver.transaction():
+            yield driver
+
+    @asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection of one of the engine's pooled connections, given back at the
+        end. One cancelled mid-statement (a client went away) is not reused: its state is
+        unknown. One that turns out dead (PostgreSQL restarted, backend terminated) is dropped
+        with the rest of the pool, and the block ends with `LostConnection`.
+
+        Returning or invalidating the connection goes through `greenlet_spawn`: the pool may
+        close it (an overflow connection, a dead one), and closing an asyncpg connection is
+        async — called bare, it fails with MissingGreenlet and the connection is leaked."""
         pooled = await self._engine.raw_connection()
         driver: asyncpg.Connection = pooled.driver_connection
         try:
-            async with driver.transaction():
-                yield driver
+            yield driver
         except asyncio.CancelledError:
-            await greenlet_spawn(pooled.invalidate)  # mid-statement: its state is unknown
+            await greenlet_spawn(pooled.invalidate)
             raise
         except BaseException as error:
             if not _is_disconnect(error, driver):
@@ -204,7 +216,7 @@ class EventStore:
             await greenlet_spawn(pooled.invalidate)
             await self._engine.dispose(close=False)  # every pooled connection is suspect
             raise LostConnection(f"lost the database connection: {error!r}") from error
-        await greenlet_spawn(pooled.close)
+        await greenlet_spawn(pooled.close)  # back to the pool
 
     async def append_on(
         self,
@@ -246,34 +258,16 @@ class EventStore:
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement on a pooled connection through asyncpg (reads decode ~20 µs less
         per row than through SQLAlchemy's result layer: a 1,000-event page in 5 ms, not 22).
-        If the connection turns out dead (PostgreSQL restarted, backend terminated), drop the
-        pool and try once more.
-
-        Returning or invalidating the connection goes through `greenlet_spawn`: the pool may
-        close it (an overflow connection, a dead one), and closing an asyncpg connection is
-        async — called bare, it fails with MissingGreenlet and the connection is leaked."""
+        If the connection turns out dead, try once more on a new one."""
         for attempt in (1, 2):
-            pooled = await self._engine.raw_connection()
-            driver: asyncpg.Connection = pooled.driver_connection
             try:
-                rows: list[asyncpg.Record] = await driver.fetch(sql, *args)
-            except asyncio.CancelledError:
-                # Cancelled mid-statement (a client went away): this connection's state is
-                # unknown, so it is not reused; the others are fine.
-                await greenlet_spawn(pooled.invalidate)
-                raise
-            except BaseException as error:
-                if not _is_disconnect(error, driver):
-                    await greenlet_spawn(pooled.close)
-                    raise
-                await greenlet_spawn(pooled.invalidate)
-                await self._engine.dispose(close=False)  # every pooled connection is suspect
+                async with self._pooled() as driver:
+                    rows: list[asyncpg.Record] = await driver.fetch(sql, *args)
+                    return rows
+            except LostConnection as error:
                 if attempt == 2:
                     raise
-                log.warning("lost the database connection (%s); retrying once", error)
-                continue
-            await greenlet_spawn(pooled.close)  # back to the pool
-            return rows
+                log.warning("%s; retrying once", error)
         raise AssertionError("unreachable")
 
     async def _already_stored(
