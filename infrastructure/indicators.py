@@ -25,6 +25,7 @@ from domain.extraction import split_host
 from domain.indicators import GLOBAL_STREAM, Scope, scope_of, visible_streams
 from domain.progress import iso_timestamp
 from domain.search_relevance import Searched, written_forms
+from infrastructure import raw_sql
 from infrastructure.hosting import owner_site
 from infrastructure.indicator_projection import COLUMNS
 from infrastructure.indicator_projection import MAX_REPORT_COUNT as MAX_REPORT_COUNT
@@ -290,6 +291,10 @@ _SEARCH_NAMES = sa.text(
     )
 )
 WHOLE_BODY = 500  # characters: a report body this short is returned whole as the snippet
+# The tools' lookups, run through asyncpg itself: one round trip each (infrastructure/raw_sql.py).
+_RAW_LOOKUP = raw_sql.RawStatement(_LOOKUP)
+_RAW_SEARCH_NAMES = raw_sql.RawStatement(_SEARCH_NAMES)
+_RAW_SEARCH_WORDS = raw_sql.RawStatement(_SEARCH_WORDS)
 
 
 def _names_query(names: Sequence[Searched]) -> tuple[str, str]:
@@ -336,9 +341,8 @@ class IndicatorRepository:
             "streams": visible_streams(tenant),
             "global": GLOBAL_STREAM,
         }
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(_LOOKUP, params)).all()
-        return [indicator_from_row(row).as_match() for row in rows]
+        rows = await raw_sql.fetch(self._engine, _RAW_LOOKUP.sql, *_RAW_LOOKUP.args(params))
+        return [Indicator(**row).as_match() for row in rows]
 
     async def search_reports(
         self, query: str, limit: int = 5, *, names: Sequence[Searched] = ()
@@ -350,16 +354,18 @@ class IndicatorRepository:
             raise ValueError("limit must be >= 1")
         if names:
             tsquery, words = _names_query(names)
-            statement = _SEARCH_NAMES
+            statement = _RAW_SEARCH_NAMES
             params = {"names": tsquery, "words": words, "whole_body": WHOLE_BODY}
         elif query.strip():
-            statement, params = _SEARCH_WORDS, {"query": query, "words": query}
+            statement, params = _RAW_SEARCH_WORDS, {"query": query, "words": query}
         else:
             return []
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(statement, {**params, "limit": limit})).all()
+        args = statement.args({**params, "limit": limit})
+        rows = await raw_sql.fetch(self._engine, statement.sql, *args)
         return [
-            ReportHit(row.title, row.url, row.snippet, float(row.score), row.published)
+            ReportHit(
+                row["title"], row["url"], row["snippet"], float(row["score"]), row["published"]
+            )
             for row in rows
         ]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import TaskState
+from infrastructure.raw_sql import RawStatement
 
 _UPSERT_SQL = """
     INSERT INTO task_projection (
@@ -67,22 +67,9 @@ async def replace_task(
     await conn.execute(_REPLACE_IF_NEWER if only_if_newer else _REPLACE, row_from_state(state))
 
 
-class RawStatements:
-    """The statements above for a plain asyncpg connection (`EventStore.raw_transaction`):
-    the same SQL, its named parameters turned into positional ones."""
-
-    def __init__(self, statement: sa.TextClause) -> None:
-        compiled = statement.compile(dialect=postgresql_asyncpg.dialect())  # type: ignore[no-untyped-call]
-        self.sql = str(compiled)
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-
-    def args(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] for name in self.names]
-
-
-_RAW_SELECT_FOR_UPDATE = RawStatements(_SELECT_FOR_UPDATE)
-_RAW_UPSERT = RawStatements(_UPSERT)
-_RAW_REPLACE = RawStatements(_REPLACE)
+_RAW_SELECT_FOR_UPDATE = RawStatement(_SELECT_FOR_UPDATE)
+_RAW_UPSERT = RawStatement(_UPSERT)
+_RAW_REPLACE = RawStatement(_REPLACE)
 
 
 async def load_task_raw(conn: asyncpg.Connection, task_id: str) -> TaskState | None:

@@ -12,7 +12,8 @@ from domain.log import NewEvent
 from domain.task import TaskState, fold
 from infrastructure import projections
 from infrastructure.doorbell import Doorbell
-from infrastructure.event_store import AppendResult, EventStore, LostConnection, NothingAppended
+from infrastructure.event_store import AppendResult, EventStore, NothingAppended
+from infrastructure.raw_sql import LostConnection
 
 log = logging.getLogger(__name__)
 
