@@ -8,7 +8,7 @@ and submitter scoping happen in the queries (infrastructure/task_queries.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request, WebSocket
@@ -50,13 +50,15 @@ def socket_token(websocket: WebSocket) -> tuple[str | None, str | None]:
     return websocket.query_params.get("token"), None
 
 
-def require(*roles: str, query_token: bool = False) -> Callable[..., Caller]:
+def require(*roles: str, query_token: bool = False) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the caller, if it holds any of `roles`. `query_token` also accepts
     `?token=`, for EventSource (SSE), which cannot send headers."""
     unknown = set(roles) - ROLES
     assert roles and not unknown, f"unknown roles {unknown}"
 
-    def dependency(
+    # async, though it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread,
+    # a hand-off and back on every request for a check of microseconds.
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:

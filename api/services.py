@@ -78,7 +78,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await redis.aclose()
 
 
-def services(request: Request) -> Services:
-    """FastAPI dependency: the process's services."""
+async def services(request: Request) -> Services:
+    """FastAPI dependency: the process's services (async: a plain `def` would run in a worker
+    thread on every request)."""
     found: Services = request.app.state.services
     return found
