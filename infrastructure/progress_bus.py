@@ -148,13 +148,23 @@ class ShardedSubscriber:
     async def subscribe(self, *channels: str) -> None:
         for shard, names in self._by_shard(channels).items():
             # One command per channel: a cluster refuses SSUBSCRIBE across slots (CROSSSLOT).
-            await (await self._shard(shard)).send([("SSUBSCRIBE", name) for name in names])
+            await self._sending(shard, [("SSUBSCRIBE", name) for name in names])
 
     async def unsubscribe(self, *channels: str) -> None:
         for shard, names in self._by_shard(channels).items():
             if shard in self._shards:
                 self._leaving.update(name.encode() for name in names)
-                await self._shards[shard].send([("SUNSUBSCRIBE", name) for name in names])
+                await self._sending(shard, [("SUNSUBSCRIBE", name) for name in names])
+
+    async def _sending(self, shard: str, commands: list[tuple[str, ...]]) -> None:
+        """Send on `shard`'s connection, made now if need be. A shard that cannot be reached
+        or written to fails the whole subscriber, as a read would: the hub then subscribes
+        everything again, instead of leaving these channels without a subscription."""
+        try:
+            await (await self._shard(shard)).send(commands)
+        except (RedisError, OSError) as error:
+            self._messages.put_nowait(error)
+            raise
 
     async def get_message(
         self,

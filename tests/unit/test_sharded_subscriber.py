@@ -62,3 +62,32 @@ async def test_an_unexpected_reply_is_an_error_not_a_message() -> None:
     sub._reply("n1", b"OK")
     with pytest.raises(Exception, match="unexpected reply"):
         await next_message(sub)
+
+
+class _Node:
+    """A cluster node nobody listens on."""
+
+    name = "127.0.0.1:1"
+
+    @property
+    def connection_kwargs(self) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": 1, "socket_connect_timeout": 1}
+
+
+class _Cluster:
+    def get_node_from_key(self, key: str) -> _Node:
+        return _Node()
+
+    def get_node(self, node_name: str) -> _Node:
+        return _Node()
+
+
+async def test_a_shard_that_cannot_be_reached_fails_the_whole_subscriber() -> None:
+    """Not only the SSUBSCRIBE: the reader fails too, so that the hub subscribes everything
+    again rather than leave the channel without a subscription."""
+    sub = ShardedSubscriber(cast(RedisCluster, _Cluster()))
+    with pytest.raises(RedisConnectionError):
+        await sub.subscribe("agent_progress:t")
+    with pytest.raises(RedisConnectionError):
+        await next_message(sub)
+    await sub.aclose()
