@@ -81,8 +81,8 @@ class TaskLog:
                 state = fold(await self.store.read_stream(task_id, limit=expected_version))
             state = fold(result.recorded, state)
             assert state is not None
-            # Folded from the stream, not from the row: write every column, the row may be
-            # wrong in any.
+            # A state folded from the stream rather than evolved from the row writes every
+            # column: the row may be wrong in any.
             await projections.save_task_raw(conn, state, every_column=not from_row)
         return result
 
