@@ -1,4 +1,5 @@
-"""ProgressHub: ONE Redis Pub/Sub connection per process, fanned out to many subscribers.
+"""ProgressHub: ONE Redis Pub/Sub connection per process (on a Redis Cluster, one per shard:
+infrastructure/progress_bus.py), fanned out to many subscribers.
 
 A channel is subscribed in Redis when its first subscriber arrives and unsubscribed when its last
 leaves. Each subscriber (a WebSocket or SSE client) gets a bounded queue. When the queue is full
