@@ -5,6 +5,7 @@ conflicts."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from domain.errors import ConcurrencyConflict, TaskNotFound
 from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.task import TERMINAL_EVENTS, TaskState, evolve, fold
 from infrastructure.event_log import TaskStreams
+
+log = logging.getLogger(__name__)
 
 # A conflict that reading the stream does not explain (nothing new, and the stream still there)
 # should not happen; if it does, retry a few times with backoff, then raise the conflict (the
@@ -114,8 +117,10 @@ class TaskWriter:
                 for pending in together:
                     pending.failed(ended)
                 return
-            except Exception:
-                pass  # each alone, below: only the one the log refuses fails
+            except Exception as error:
+                # Each alone, below: only the one the log refuses fails (and says why).
+                log.info("task %s: a shared append failed (%r); writing each caller's alone",
+                         self.task_id, error)  # fmt: skip
             else:
                 for pending in together:
                     pending.recorded, recorded = (

@@ -17,7 +17,7 @@ from infrastructure.settings import Settings
 from tests.chaos.test_partitioned_relay import follow
 from tests.e2e.progress_stack import child_env, free_port, processes, start_api, start_relay
 from tests.factories import new, progress, submitted
-from tests.redis_cluster import local_cluster, redis_server_binary
+from tests.redis_cluster import local_cluster, need_redis_server
 from tests.waiting import wait_for_log
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -31,8 +31,7 @@ KILL_AT_ROUND = 8
 async def test_a_master_failover_loses_and_repeats_nothing(
     app_settings: Settings, store: EventStore, tmp_path: Path
 ) -> None:
-    if redis_server_binary() is None:
-        pytest.skip("redis-server 7.0 or later (sharded Pub/Sub) is not on PATH")
+    need_redis_server()
     with local_cluster(tmp_path / "cluster") as cluster:
         env = child_env(
             database_url=app_settings.database_url, redis_url=app_settings.redis_url,

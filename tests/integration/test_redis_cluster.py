@@ -6,7 +6,6 @@ read of PostgreSQL, never a message."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from infrastructure.settings import Settings
 from tests.factories import progress, submitted
 from tests.integration.test_pubsub_forgery import hub_of
 from tests.integration.test_relay import running
-from tests.redis_cluster import LocalCluster, local_cluster, redis_server_binary
+from tests.redis_cluster import LocalCluster, local_cluster, need_redis_server
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -32,10 +31,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    if redis_server_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI needs redis-server 7.0 or later on PATH for the cluster tests")
-        pytest.skip("redis-server 7.0 or later (sharded Pub/Sub) is not on PATH")
+    need_redis_server()
     with local_cluster(tmp_path_factory.mktemp("cluster")) as started:
         yield started
 
@@ -51,8 +47,7 @@ async def shard_channels(cluster: LocalCluster) -> dict[int, set[str]]:
     for port in cluster.master_ports():
         node = Redis(port=port)
         try:
-            names = await node.execute_command("PUBSUB SHARDCHANNELS")  # type: ignore[no-untyped-call]
-            found[port] = {name.decode() for name in names}
+            found[port] = {name.decode() for name in await node.pubsub_shardchannels()}
         finally:
             await node.aclose()
     return found
@@ -146,8 +141,7 @@ async def test_a_master_killed_under_load_loses_nothing(
     """A cluster of its own: a master is SIGKILLed while the relay publishes. Every subscriber is
     marked stale (it reads PostgreSQL for the gap), the hub subscribes again on the new master,
     and live delivery resumes there."""
-    if redis_server_binary() is None:
-        pytest.skip("redis-server 7.0 or later (sharded Pub/Sub) is not on PATH")
+    need_redis_server()
     with local_cluster(tmp_path / "failover") as own:
         settings = on_cluster(app_settings, own)
         tasks = fresh_tasks(30)

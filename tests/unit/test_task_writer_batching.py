@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 
 from domain import events as ev
-from domain.log import EventMetadata, NewEvent
+from domain.log import EventMetadata, NewEvent, RecordedEvent
 from infrastructure.event_store import AppendResult
 from infrastructure.memory_store import InMemoryEventStore, InMemoryTaskLog
 from workers.task_writer import TaskWriter
@@ -40,6 +40,11 @@ class CountingLog(InMemoryTaskLog):
         return await super().append(task_id, events, expected_version)
 
 
+def message(recorded: RecordedEvent) -> str:
+    assert isinstance(recorded.event, ev.ProgressReported)
+    return recorded.event.message
+
+
 def progress(name: str) -> ev.ProgressReported:
     return ev.ProgressReported(message=name, percent=10)
 
@@ -58,9 +63,7 @@ async def test_appends_made_together_go_to_the_log_in_one_transaction() -> None:
     writer = await writer_on(log)
     results = await asyncio.gather(*(writer.append(progress(f"call {i}")) for i in range(4)))
     assert log.appends == [4], "one append of four events"
-    assert [[r.event.message for r in rs] for rs in results] == [  # type: ignore[attr-defined]
-        [f"call {i}"] for i in range(4)
-    ]
+    assert [[message(r) for r in rs] for rs in results] == [[f"call {i}"] for i in range(4)]
     assert [rs[0].version for rs in results] == [2, 3, 4, 5]
     assert writer.version == 5
     assert [r.version for r in await log.store.read_stream(writer.task_id)] == [1, 2, 3, 4, 5]
@@ -96,7 +99,7 @@ async def test_an_event_the_log_refuses_fails_only_its_caller() -> None:
     )
     assert isinstance(results[1], OSError)
     stream = await log.store.read_stream(writer.task_id)
-    assert [r.event.message for r in stream[1:]] == ["good 1", "good 2"]  # type: ignore[attr-defined]
+    assert [message(r) for r in stream[1:]] == ["good 1", "good 2"]
     assert writer.version == 3
 
 
@@ -112,4 +115,4 @@ async def test_a_caller_cancelled_while_waiting_is_never_written() -> None:
     await asyncio.gather(first, kept, doomed, return_exceptions=True)
     assert doomed.cancelled()
     stream = await log.store.read_stream(writer.task_id)
-    assert [r.event.message for r in stream[1:]] == ["first", "kept"]  # type: ignore[attr-defined]
+    assert [message(r) for r in stream[1:]] == ["first", "kept"]
