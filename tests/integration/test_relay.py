@@ -251,13 +251,13 @@ async def test_the_probe_plan_cannot_degrade_with_statistics(settings: Settings)
                 "INSERT INTO events (global_position, stream_id, version, event_id, type, data,"
                 " metadata, transaction_id)"
                 " SELECT i, 't' || (i % 100), i, gen_random_uuid(), 'ProgressReported', '{}',"
-                " '{}', (1000 + i / 3)::text::xid8 FROM generate_series(1, 100000) AS i"
+                " '{}', (10 + i / 1000)::text::xid8 FROM generate_series(1, 100000) AS i"
             )
             await conn.execute(f"PREPARE probe (text, bigint) AS {PROBE_SQL}")
             plans = []
             for mode in ("force_custom_plan", "force_generic_plan"):
                 await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
-                for args in ("'0', 0", f"'{1000 + 100000 // 3}', 100000"):
+                for args in ("'0', 0", f"'{10 + 100000 // 1000}', 100000"):
                     explain = f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE probe ({args})"
                     plans.append(json.dumps(await conn.fetchval(explain)))
             assert await probe.fetchval("0", 0) is True
