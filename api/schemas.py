@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, Field, field_validator
 
 from domain import events as ev
-from domain.log import RecordedEvent
-from domain.progress import progress_message
 from domain.storable import check_storable
 from domain.task import TaskState
+from infrastructure.timeline import TimelineSlice
 
 
 def storable(value: Any) -> Any:
@@ -139,35 +139,18 @@ class TimelineEntry(BaseModel):
     data: dict[str, Any]
 
 
-_TIMED = (ev.ToolCallCompleted, ev.ToolCallFailed)
-
-
-def timeline_entry(recorded: RecordedEvent) -> dict[str, Any]:
-    """One event as the timeline shows it: `TimelineEntry`'s fields, in its order, as a plain
-    dict that the page serializes in one pass (pydantic_core.to_json). The entries come from
-    validated events; building 1,000 models first cost more than reading them from the
-    database (benchmarks/reads.py)."""
-    message = progress_message(recorded)
-    event = recorded.event
-    return {
-        "seq": recorded.version,
-        "event_type": recorded.type,
-        "event_id": message["event_id"],  # the message's: formatted once per event, not twice
-        "step": message["step"],
-        "tool": message["tool"],
-        "message": message["message"],
-        "error": message["error"],
-        "recorded_at": message["timestamp"],  # the recorded_at, as the message formats it
-        "actor": recorded.metadata.actor,
-        "duration_ms": event.duration_ms if isinstance(event, _TIMED) else None,
-        "data": message["data"],
-    }
-
-
 class TimelinePage(BaseModel):
     task_id: str
     events: list[TimelineEntry]
     next_after: int | None = Field(description="Pass as `after` for the next page.")
+
+
+def timeline_page(task_id: str, page: TimelineSlice, limit: int, **extra: str | None) -> str:
+    """`TimelinePage` as JSON text around entries that are JSON already; `extra` fields (the
+    MCP resource's `next`) go after `next_after`."""
+    head = pydantic_core.to_json({"task_id": task_id}).decode()[:-1]
+    tail = pydantic_core.to_json({"next_after": page.next_after(limit), **extra}).decode()[1:]
+    return f'{head},"events":[{page.joined}],{tail}'
 
 
 class CitedEvent(BaseModel):

@@ -113,7 +113,9 @@ async def main(seconds: float, runs: int) -> None:
     pool = await asyncpg.create_pool(plain_url, min_size=8, max_size=8)
     # The same shape, defaults (xid8 included) and indexes as `events`, without the store.
     await pool.execute("DROP TABLE IF EXISTS bench_plain")
-    await pool.execute("CREATE TABLE bench_plain (LIKE events INCLUDING ALL);TRUNCATE events")
+    await pool.execute(
+        "CREATE TABLE bench_plain (LIKE events INCLUDING ALL);TRUNCATE events CASCADE"
+    )
     engine = create_engine(load_settings(database_url=database_url), pool_size=8)
     store = EventStore(engine)
 

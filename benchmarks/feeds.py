@@ -41,7 +41,7 @@ def write_feed(path: Path, lines: int) -> None:
 
 
 async def one_run(database_url: str, pool: asyncpg.Pool, feed: Path) -> dict[str, float]:
-    await pool.execute("TRUNCATE events, scam_indicators, bench_feed_plain")
+    await pool.execute("TRUNCATE events, scam_indicators, bench_feed_plain CASCADE")
     engine = create_engine(load_settings(database_url=database_url), pool_size=2)
     try:
         began = time.perf_counter()
@@ -79,7 +79,7 @@ async def main(lines: int, runs: int) -> None:
         feed = Path(folder) / "feed.txt"
         write_feed(feed, lines)
         measured = [await one_run(database_url, pool, feed) for _ in range(runs)]
-    await pool.execute("DROP TABLE bench_feed_plain; TRUNCATE events, scam_indicators")
+    await pool.execute("DROP TABLE bench_feed_plain; TRUNCATE events, scam_indicators CASCADE")
     await pool.close()
     figures = {
         key: {

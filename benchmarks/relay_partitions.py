@@ -87,7 +87,7 @@ async def settled(pool: asyncpg.Pool, count: int, within: float = 60) -> None:
 
 
 async def one_run(pool: asyncpg.Pool, count: int, events: int, env: dict[str, str]) -> float:
-    await pool.execute("TRUNCATE events, relay_checkpoints")
+    await pool.execute("TRUNCATE events, relay_checkpoints CASCADE")
     relays = start_relays(count, env, Path(os.environ.get("TMPDIR", "/tmp")))
     try:
         await settled(pool, count)

@@ -2,8 +2,10 @@
 
 Rebuild folds every stream again with `domain.task.evolve` (the same code the live path runs),
 streams by batches of tasks so memory stays flat, and writes only rows that differ, every column
-of them. A live append racing with the rebuild is safe: a row is only replaced by a rebuilt state
-at least as new, and an append waiting for the rebuild's lock folds on the rebuilt row.
+of them. It renders every event's timeline entry again too (infrastructure/timeline.py), and
+writes those that are missing or differ. A live append racing with the rebuild is safe: a row
+is only replaced by a rebuilt state at least as new, and an append waiting for the rebuild's
+lock folds on the rebuilt row.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from domain.task import TaskState, fold
 from infrastructure.event_store import EventStore
 from infrastructure.indicator_projection import IndicatorRebuild, rebuild_indicators
 from infrastructure.projections import replace_task, row_from_state, state_from_row
+from infrastructure.timeline import save_rendered
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class RebuildReport:
     events: int = 0
     changed: int = 0
     removed: int = 0
+    entries: int = 0  # timeline entries written (new, or rendered differently)
 
 
 async def rebuild_projections(
@@ -97,6 +101,10 @@ async def _rebuild_batch(
     conn: AsyncConnection, store: EventStore, ids: list[str], report: RebuildReport
 ) -> None:
     streams = await store.read_streams(ids)
+    raw = await conn.get_raw_connection()
+    report.entries += await save_rendered(
+        raw.driver_connection, (recorded for task_id in ids for recorded in streams[task_id])
+    )
     current = {row["task_id"]: row for row in (await conn.execute(_ROWS, {"ids": ids})).mappings()}
     differ: dict[str, TaskState] = {}
     for task_id in ids:

@@ -60,6 +60,8 @@ from infrastructure.relay_partitions import (
     starting_point,
 )
 from infrastructure.settings import Settings
+from infrastructure.timeline import TimelineEntries
+from infrastructure.timeline import render as render_entry
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,7 @@ class Relay:
         self._outage = OutageLog(log, f"relay {self._name}")
         self._seal = PubSubSeal(settings)
         self._doorbell = DoorbellListener(settings, redis)
+        self._timeline = TimelineEntries(store.engine)
         self._news_at = 0.0  # monotonic time of the last event published or ring heard
         self.active = False
         self.published = 0  # events published by this process (duplicates included)
@@ -322,19 +325,39 @@ class Relay:
     async def _publish(self, batch: Sequence[RecordedEvent], stop: asyncio.Event) -> None:
         """PUBLISH every event to its task's and its tenant's channel, in one round trip; retry
         until Redis takes them (the checkpoint does not move meanwhile). Each message is signed
-        for its channel (see infrastructure/hub.py): the hubs drop whatever is not."""
-        backoff = Backoff(most=self._settings.relay_backoff_max_s)
+        for its channel (see infrastructure/hub.py): the hubs drop whatever is not.
+
+        Meanwhile, on PostgreSQL, store each event's timeline entry (infrastructure/timeline.py):
+        rendered from the same progress message, and written before the checkpoint moves, so
+        no event is left without one. A failed write is a PostgreSQL outage like any other: the
+        relay reconnects and publishes again from its checkpoint."""
         seal = self._seal
-        messages = []
+        messages, entries = [], []
         for recorded in batch:
             if not is_task_stream(recorded.stream_id):
                 continue  # an indicator stream's event: no task's progress (domain.indicators)
-            text = json.dumps(progress_message(recorded))
+            message = progress_message(recorded)
+            text = json.dumps(message)
             for channel in (
                 seal.wire(task_channel(recorded.stream_id)),
                 seal.wire(tenant_channel(recorded.metadata.tenant)),
             ):
                 messages.append((channel, seal.seal(channel, text)))
+            entries.append((recorded, render_entry(recorded, message)))
+        saving = asyncio.ensure_future(self._timeline.save(entries))
+        try:
+            await self._publish_messages(messages, stop)
+        except BaseException:
+            saving.cancel()
+            raise
+        await saving
+        self.published += len(batch)
+        self.lag_seconds = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
+
+    async def _publish_messages(
+        self, messages: list[tuple[str, bytes]], stop: asyncio.Event
+    ) -> None:
+        backoff = Backoff(most=self._settings.relay_backoff_max_s)
         while True:
             try:
                 await self._bus.publish(messages)
@@ -344,8 +367,6 @@ class Relay:
                     raise _Stopped from None
                 continue
             self._outage.up("Redis")
-            self.published += len(batch)
-            self.lag_seconds = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
             return
 
 

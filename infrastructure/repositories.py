@@ -31,6 +31,7 @@ from infrastructure.seed import SeedCounts, load_seed
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from infrastructure.task_queries import TaskQueries
+from infrastructure.timeline import TimelineEntries
 
 
 class Repositories:
@@ -39,6 +40,7 @@ class Repositories:
         self.store = EventStore(engine)
         self.tasks = TaskLog(self.store, doorbell)  # rung after each append to a task
         self.task_queries = TaskQueries(engine)
+        self.timeline = TimelineEntries(engine)  # the timeline projection's reads
         self.indicator_log = IndicatorLog(self.store)
         self.indicators = IndicatorRepository(engine)
         self.projections = Projections(engine)

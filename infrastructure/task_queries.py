@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.task import TaskState
+from infrastructure import raw_sql
 from infrastructure.projections import state_from_row
+from infrastructure.raw_sql import RawStatement
 
 
 class BadCursor(ValueError):
@@ -117,19 +119,24 @@ async def list_tasks(
     return states, encode_cursor(states[-1]) if more and states else None
 
 
+# Every read of a task by id starts here (GET /tasks/{id}, its timeline, audit, a review, the
+# status after a submission): one round trip on plain asyncpg, not a BEGIN, SELECT and ROLLBACK.
+_TENANT_TASK = RawStatement(
+    sa.text(
+        "SELECT * FROM task_projection WHERE task_id = :task_id AND tenant = :tenant"
+        " AND (CAST(:submitted_by AS text) IS NULL OR submitted_by = :submitted_by)"
+    )
+)
+
+
 async def tenant_task(
     engine: AsyncEngine, tenant: str, task_id: str, *, submitted_by: str | None = None
 ) -> TaskState | None:
     """The task if it belongs to `tenant` (and was submitted by `submitted_by`, when given);
     None for a missing task and for anyone else's."""
-    query = sa.text(
-        "SELECT * FROM task_projection WHERE task_id = :task_id AND tenant = :tenant"
-        " AND (CAST(:submitted_by AS text) IS NULL OR submitted_by = :submitted_by)"
-    )
     params = {"task_id": task_id, "tenant": tenant, "submitted_by": submitted_by}
-    async with engine.connect() as conn:
-        row = (await conn.execute(query, params)).mappings().first()
-    return None if row is None else state_from_row(row)
+    rows = await raw_sql.fetch(engine, _TENANT_TASK.sql, *_TENANT_TASK.args(params))
+    return state_from_row(rows[0]) if rows else None
 
 
 # Streams are followed straight from the log (a socket may open before any projection row

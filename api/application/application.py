@@ -24,7 +24,10 @@ class Application:
             max_metadata_bytes=settings.max_metadata_bytes,
             max_reviews_per_task=settings.max_reviews_per_task,
         )
-        self.tasks = Tasks(repositories.tasks, repositories.task_queries, enqueue, rates, limits)
+        self.tasks = Tasks(
+            repositories.tasks, repositories.task_queries, repositories.timeline, enqueue, rates,
+            limits,
+        )  # fmt: skip
         self.indicators = Indicators(repositories, rates)
         self.admin = Admin(repositories.projections)
 

@@ -27,6 +27,7 @@ from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.task import TaskState, cancel, review
 from infrastructure.event_log import TaskStreams
 from infrastructure.task_queries import BadCursor, TaskFilter, TaskQueries
+from infrastructure.timeline import TimelineEntries, TimelineSlice
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,12 @@ class Tasks:
         self,
         streams: TaskStreams,
         queries: TaskQueries,
+        timeline: TimelineEntries,
         enqueue: Enqueue,
         rates: TenantRates,
         limits: TaskLimits,
     ) -> None:
-        self._streams, self._queries = streams, queries
+        self._streams, self._queries, self._timeline = streams, queries, timeline
         self._enqueue, self._rates, self._limits = enqueue, rates, limits
         self._review_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -166,6 +168,18 @@ class Tasks:
         """The task (if visible) and its events with seq > after, in order."""
         state = await self.visible(caller, task_id)
         return state, await self._streams.store.read_stream(task_id, after, limit)
+
+    async def timeline(
+        self, caller: Caller, task_id: str, *, after: int = 0, limit: int = 100
+    ) -> TimelineSlice:
+        """The task's timeline entries with seq > after (if the task is visible), in order:
+        stored ones when the projection holds the whole page, else rendered from its events
+        (infrastructure/timeline.py)."""
+        await self.visible(caller, task_id)
+        stored = await self._timeline.page(task_id, after, limit)
+        if stored is not None:
+            return stored
+        return TimelineSlice.of(await self._streams.store.read_stream(task_id, after, limit))
 
     async def check_followable(self, caller: Caller, task_ids: list[str]) -> None:
         """TaskNotFound unless the caller may follow every task: its tenant's, and its own for

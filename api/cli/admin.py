@@ -40,8 +40,8 @@ def parse_age(text: str) -> timedelta:
 
 @projections.command("rebuild")
 def rebuild(batch: int = typer.Option(500, min=1, max=10_000, help="Tasks per batch.")) -> None:
-    """Recompute every task row, and the known indicators, from the log; report how many task
-    rows changed."""
+    """Recompute every task row and timeline entry, and the known indicators, from the log;
+    report how many task rows and entries changed."""
     from api.application.admin import Admin
     from infrastructure.repositories import open_repositories
 
@@ -61,7 +61,8 @@ def rebuild(batch: int = typer.Option(500, min=1, max=10_000, help="Tasks per ba
     seconds = time.perf_counter() - started
     console.print(
         f"[green]rebuilt {report.tasks} tasks from {report.events} events in {seconds:.1f} s:"
-        f" {report.changed} rows changed, {report.removed} orphan rows removed; {indicators.rows}"
+        f" {report.changed} rows changed, {report.removed} orphan rows removed,"
+        f" {report.entries} timeline entries written; {indicators.rows}"
         f" indicators from {indicators.events} events of {indicators.streams} indicator"
         " streams[/]"
     )

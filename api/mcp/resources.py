@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -33,7 +32,7 @@ from api.application.caller import Caller, Forbidden
 from api.application.tasks import Tasks
 from api.errors import REFUSED
 from api.mcp.auth import CallerOf
-from api.schemas import TaskView, TimelinePage, timeline_entry
+from api.schemas import TaskView, TimelinePage, timeline_page
 from domain import events as ev
 from domain.errors import TaskNotFound
 from domain.log import RecordedEvent
@@ -199,16 +198,12 @@ class TaskResources:
         page = target({"task_id": task_id, "after": after, "limit": limit}, timeline=True)
         caller = resource_caller(self._caller_of, ctx)
         with refusals():
-            _, stream = await self._tasks.events(
+            entries = await self._tasks.timeline(
                 caller, page.task_id, after=page.after, limit=page.limit
             )
-        next_after = stream[-1].version if len(stream) == page.limit else None
-        document = {  # TimelineResource, serialized in one pass as GET /timeline does
-            "task_id": page.task_id,
-            "events": [timeline_entry(r) for r in stream],
-            "next_after": next_after,
-            "next": None
-            if next_after is None
-            else timeline_uri(page.task_id, next_after, page.limit),
-        }
-        return pydantic_core.to_json(document).decode()
+        next_after = entries.next_after(page.limit)
+        # TimelineResource, written out as GET /timeline writes its page.
+        after_uri = (
+            None if next_after is None else timeline_uri(page.task_id, next_after, page.limit)
+        )
+        return timeline_page(page.task_id, entries, page.limit, next=after_uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.application.admin import age_from_text
 from api.application.caller import Caller
@@ -23,6 +23,9 @@ class Rebuilt(BaseModel):
     events: int
     changed: int
     removed: int
+    timeline_entries: int = Field(
+        description="Timeline entries written: missing, or rendered differently."
+    )
 
 
 class Pruned(BaseModel):
@@ -31,11 +34,15 @@ class Pruned(BaseModel):
 
 @router.post("/projections/rebuild")
 async def rebuild(svc: Svc, caller: Admin) -> Rebuilt:
-    """Recompute the caller's tenant's task rows from the log. (Every tenant at once is an
-    operator's job: `scamtrail projections rebuild`.)"""
+    """Recompute the caller's tenant's task rows and timeline entries from the log. (Every
+    tenant at once is an operator's job: `scamtrail projections rebuild`.)"""
     report = await svc.application.admin.rebuild_tenant(caller)
     return Rebuilt(
-        tasks=report.tasks, events=report.events, changed=report.changed, removed=report.removed
+        tasks=report.tasks,
+        events=report.events,
+        changed=report.changed,
+        removed=report.removed,
+        timeline_entries=report.entries,
     )
 
 

@@ -1,0 +1,150 @@
+"""The timeline projection: every task event's timeline entry, rendered once and stored as
+JSON text (table `timeline_entries`, migration 0011), so that GET /tasks/{id}/timeline joins
+stored entries instead of decoding and rendering each event on every read.
+
+Who writes it: the relay, for every batch it publishes, before its checkpoint moves past the
+batch (so every task event gets its entry, at least once, like its PUBLISH); and a projection
+rebuild, which renders every entry again.
+
+What a read serves: a page comes from the projection only when it is whole, its versions
+running from `after + 1` without a hole up to the limit or to the task's version, and only
+entries rendered by this code's `TIMELINE_FORMAT`. Anything else (the relay behind or not
+running, entries of an older format) is rendered from the log, as it was before the projection
+existed. The projection makes a read cheaper, never different.
+
+A row references its event (ON DELETE CASCADE): a pruned task's entries go with its events,
+and no entry outlives the event it renders, so a stream id used again never shows another
+task's entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pydantic_core
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.indicators import is_task_stream
+from domain.log import RecordedEvent
+from domain.timeline import TIMELINE_FORMAT, timeline_entry
+from infrastructure import raw_sql
+
+log = logging.getLogger(__name__)
+
+# Rows whose event has gone (a prune committed after the batch was read) are left out: the
+# reference to the event would refuse them. An entry is rewritten only when it differs.
+_SAVE = """
+    INSERT INTO timeline_entries (stream_id, version, format, entry)
+    SELECT u.stream_id, u.version, $4, u.entry
+    FROM unnest($1::text[], $2::integer[], $3::text[]) AS u(stream_id, version, entry)
+    JOIN events e ON e.stream_id = u.stream_id AND e.version = u.version
+    ON CONFLICT (stream_id, version) DO UPDATE
+    SET format = EXCLUDED.format, entry = EXCLUDED.entry
+    WHERE (timeline_entries.format, timeline_entries.entry)
+          IS DISTINCT FROM (EXCLUDED.format, EXCLUDED.entry)
+"""
+# One row: how many entries of the page, its first and last version, the entries joined in
+# version order (ready to go between the brackets of a JSON array), and the stream's version in
+# the log, all in one snapshot: whether the page is whole is decided on the log itself.
+_PAGE = """
+    SELECT count(*) AS entries, min(version) AS first, max(version) AS last,
+           string_agg(entry, ',' ORDER BY version) AS joined,
+           (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1) AS through
+    FROM (SELECT version, entry FROM timeline_entries
+          WHERE stream_id = $1 AND version > $2 AND format = $4
+          ORDER BY version LIMIT $3) AS page
+"""
+
+
+@dataclass(frozen=True)
+class TimelineSlice:
+    """A page of a task's timeline: its entries as JSON objects joined by commas, how many,
+    and the version of the last one."""
+
+    joined: str
+    count: int
+    last: int | None
+
+    @classmethod
+    def of(cls, stream: Sequence[RecordedEvent]) -> TimelineSlice:
+        """Rendered now, from the events."""
+        return cls(
+            ",".join(render(recorded) for recorded in stream),
+            len(stream),
+            stream[-1].version if stream else None,
+        )
+
+    def next_after(self, limit: int) -> int | None:
+        """Where the next page starts; None when this one is the last."""
+        return self.last if self.count == limit else None
+
+
+def render(recorded: RecordedEvent, message: dict[str, Any] | None = None) -> str:
+    """The event's timeline entry as JSON text."""
+    return pydantic_core.to_json(timeline_entry(recorded, message)).decode()
+
+
+def whole(after: int, limit: int, through: int, count: int, first: int | None,
+          last: int | None) -> bool:  # fmt: skip
+    """Whether stored entries `first`..`last` (`count` of them) are the whole page after
+    `after` of a stream at version `through`: no hole, from after + 1, and either `limit` of
+    them or up to the stream's version."""
+    if count == 0:
+        return through <= after
+    assert first is not None and last is not None
+    return first == after + 1 and last - first + 1 == count and (count == limit or last >= through)
+
+
+class TimelineEntries:
+    """The projection over one engine: `save` for the relay and rebuilds, `page` for reads."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def save(self, entries: Iterable[tuple[RecordedEvent, str]]) -> int:
+        """Store each (event, its rendered entry) of a task stream; return how many rows were
+        written (new or changed)."""
+        args = _save_args(entries)
+        if args is None:
+            return 0
+        try:
+            async with raw_sql.pooled(self._engine) as conn:
+                return _count(await conn.execute(_SAVE, *args))
+        except asyncpg.ForeignKeyViolationError:
+            # An event deleted while this statement ran (a prune): once more, now without it.
+            log.info("timeline: an event was pruned while its entry was written; writing again")
+            async with raw_sql.pooled(self._engine) as conn:
+                return _count(await conn.execute(_SAVE, *args))
+
+    async def page(self, task_id: str, after: int, limit: int) -> TimelineSlice | None:
+        """The stored page of `task_id`'s timeline after version `after`, if the projection holds
+        all of it; None otherwise (render it from the log)."""
+        (row,) = await raw_sql.fetch(self._engine, _PAGE, task_id, after, limit, TIMELINE_FORMAT)
+        if not whole(after, limit, row["through"], row["entries"], row["first"], row["last"]):
+            return None
+        return TimelineSlice(row["joined"] or "", row["entries"], row["last"])
+
+
+async def save_rendered(conn: asyncpg.Connection, events: Iterable[RecordedEvent]) -> int:
+    """Render the events' entries now and store them on `conn`, inside its transaction (a
+    rebuild's batch); return how many rows were written (new or changed)."""
+    args = _save_args((recorded, render(recorded)) for recorded in events)
+    return 0 if args is None else _count(await conn.execute(_SAVE, *args))
+
+
+def _save_args(entries: Iterable[tuple[RecordedEvent, str]]) -> tuple[Any, ...] | None:
+    """_SAVE's parameters for the entries of task streams; None when there is none."""
+    rows = [(r.stream_id, r.version, text) for r, text in entries if is_task_stream(r.stream_id)]
+    if not rows:
+        return None
+    streams, versions, texts = (list(column) for column in zip(*rows, strict=True))
+    return streams, versions, texts, TIMELINE_FORMAT
+
+
+def _count(status: str) -> int:
+    """The row count of an `INSERT 0 <n>` status."""
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,217 @@
+"""The timeline projection on real PostgreSQL and Redis: the relay stores every task event's
+entry, a whole page is served from it, anything less is rendered from the log, and entries
+go with their events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain import events as ev
+from domain.log import EventMetadata, NewEvent
+from domain.timeline import TIMELINE_FORMAT
+from infrastructure.event_store import EventStore
+from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
+from infrastructure.relay import Relay
+from infrastructure.settings import Settings
+from infrastructure.task_log import TaskLog
+from infrastructure.timeline import TimelineEntries
+from tests.integration.test_relay import relay_settings, running
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+PUBLIC = EventMetadata(tenant="public", actor="worker")
+
+
+def new(*events: ev.DomainEvent) -> list[NewEvent]:
+    return [NewEvent(e, PUBLIC) for e in events]
+
+
+def analysis(steps: int) -> list[ev.DomainEvent]:
+    """A submission, `steps` progress reports, one tool call, a verdict: steps + 5 events."""
+    return [
+        ev.TaskSubmitted(content="parcel held, pay the fee", kind="sms"),
+        *(ev.ProgressReported(message=f"step {i}", percent=10 + i) for i in range(steps)),
+        ev.ToolCallStarted(call_id="db", tool="scam_database", step="scam_db", input={}),
+        ev.ToolCallCompleted(
+            call_id="db", tool="scam_database", step="scam_db", output={}, duration_ms=3.5
+        ),
+        ev.VerdictReached(verdict="scam", score=0.9, confidence=0.8),
+        ev.TaskCompleted(verdict="scam"),
+    ]
+
+
+async def stored(engine: AsyncEngine, task_id: str) -> dict[int, tuple[int, str]]:
+    """The task's stored entries: version -> (format, entry)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text("SELECT version, format, entry FROM timeline_entries WHERE stream_id = :id"),
+            {"id": task_id},
+        )
+        return {r.version: (r.format, r.entry) for r in rows}
+
+
+async def execute(engine: AsyncEngine, sql: str, **params: Any) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(sql), params)
+
+
+async def timeline(api: httpx.AsyncClient, task_id: str, **params: int) -> dict[str, Any]:
+    response = await api.get(f"/tasks/{task_id}/timeline", params=params)
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
+
+
+async def project(store: EventStore, redis: Redis, settings: Settings, task_id: str,
+                  events: int) -> None:  # fmt: skip
+    """Run a relay until `task_id`'s `events` entries are stored."""
+    async with running(Relay(relay_settings(settings), store, redis)):
+        await eventually(
+            lambda: _count(store.engine, task_id, events),
+            within=10,
+            what=f"{events} timeline entries of {task_id}",
+        )
+
+
+async def _count(engine: AsyncEngine, task_id: str, events: int) -> bool:
+    return len(await stored(engine, task_id)) >= events
+
+
+@pytest.fixture
+def task_log(store: EventStore) -> TaskLog:
+    return TaskLog(store)
+
+
+async def test_the_relay_stores_each_entry_and_a_read_serves_the_stored_page(
+    api: httpx.AsyncClient, task_log: TaskLog, redis: Redis, settings: Settings
+) -> None:
+    await task_log.append("t", new(*analysis(5)), 0)  # versions 1..10
+    rendered = await timeline(api, "t")  # nothing stored yet: rendered from the log
+    assert [e["seq"] for e in rendered["events"]] == list(range(1, 11))
+
+    await project(task_log.store, redis, settings, "t", 10)
+    entries = await stored(task_log.store.engine, "t")
+    assert sorted(entries) == list(range(1, 11))
+    assert {fmt for fmt, _ in entries.values()} == {TIMELINE_FORMAT}
+    assert await timeline(api, "t") == rendered, "the stored page is the rendered page"
+
+    # Served from the projection: a stored entry changed by hand is what the read returns.
+    await execute(
+        task_log.store.engine,
+        "UPDATE timeline_entries SET entry = replace(entry, 'step 3', 'STORED')"
+        " WHERE stream_id = 't'",
+    )
+    page = await timeline(api, "t")
+    assert [e["message"] for e in page["events"] if "STORED" in e["message"]]
+    # Pages of it, with next_after as before.
+    first = await timeline(api, "t", limit=4)
+    assert [e["seq"] for e in first["events"]] == [1, 2, 3, 4] and first["next_after"] == 4
+    last = await timeline(api, "t", after=8, limit=4)
+    assert [e["seq"] for e in last["events"]] == [9, 10] and last["next_after"] is None
+    assert (await timeline(api, "t", after=10))["events"] == []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DELETE FROM timeline_entries WHERE stream_id = 't' AND version = 3",  # a hole
+        "DELETE FROM timeline_entries WHERE stream_id = 't' AND version > 7",  # relay behind
+        "DELETE FROM timeline_entries WHERE stream_id = 't' AND version = 1",  # no start
+        "UPDATE timeline_entries SET format = format + 1 WHERE version = 5",  # other code's
+    ],
+)
+async def test_a_page_the_projection_does_not_hold_whole_is_rendered_from_the_log(
+    api: httpx.AsyncClient,
+    task_log: TaskLog,
+    redis: Redis,
+    settings: Settings,
+    damage: str,
+) -> None:
+    await task_log.append("t", new(*analysis(5)), 0)
+    await project(task_log.store, redis, settings, "t", 10)
+    await execute(
+        task_log.store.engine,
+        "UPDATE timeline_entries SET entry = replace(entry, '\"step ', '\"STORED ')",
+    )
+    await execute(task_log.store.engine, damage)
+    page = await timeline(api, "t")
+    assert [e["seq"] for e in page["events"]] == list(range(1, 11))
+    assert not [e for e in page["events"] if "STORED" in e["message"]], "read from the log"
+
+
+async def test_events_appended_past_the_projection_are_read_from_the_log(
+    api: httpx.AsyncClient, task_log: TaskLog, redis: Redis, settings: Settings
+) -> None:
+    """The log is ahead of both the projection and the task's row (an append straight to the
+    store): the page still ends at the log's last event."""
+    await task_log.append("t", new(*analysis(1)), 0)
+    await project(task_log.store, redis, settings, "t", 6)
+    await task_log.store.append("t", new(ev.ProgressReported(message="late", percent=99)), 6)
+    page = await timeline(api, "t")
+    assert [e["seq"] for e in page["events"]] == list(range(1, 8))
+
+
+async def test_entries_go_with_their_events_and_a_rebuild_renders_them_again(
+    api: httpx.AsyncClient, task_log: TaskLog, redis: Redis, settings: Settings
+) -> None:
+    engine = task_log.store.engine
+    await task_log.append("old", new(*analysis(0)), 0)
+    await task_log.append("new", new(*analysis(0)), 0)
+    await project(task_log.store, redis, settings, "new", 5)
+    assert len(await stored(engine, "old")) == 5
+
+    # A rebuild writes what is missing or rendered by other code, and nothing else.
+    await execute(engine, "DELETE FROM timeline_entries WHERE stream_id = 'new'")
+    await execute(engine, "UPDATE timeline_entries SET format = 0, entry = '{}' WHERE version = 2")
+    report = await rebuild_projections(engine)
+    assert report.entries == 5 + 1
+    assert {fmt for fmt, _ in (await stored(engine, "old")).values()} == {TIMELINE_FORMAT}
+    assert (await rebuild_projections(engine)).entries == 0
+
+    # A prune deletes the entries with the events; the stream id may then name a new task.
+    await execute(engine, "UPDATE task_projection SET finished_at = now() - interval '2 days'")
+    assert await prune_finished_tasks(engine, timedelta(days=1)) == 2
+    assert await stored(engine, "old") == {} and await stored(engine, "new") == {}
+    await task_log.append("old", new(ev.TaskSubmitted(content="again", kind="sms")), 0)
+    page = await timeline(api, "old")
+    assert [e["data"].get("content") for e in page["events"]] == ["again"]
+
+
+async def test_an_entry_whose_event_is_gone_is_not_written(store: EventStore) -> None:
+    await store.append("t", new(*analysis(0)), 0)
+    (submitted,) = await store.read_stream("t", limit=1)
+    await execute(store.engine, "DELETE FROM events WHERE stream_id = 't'")
+    assert await TimelineEntries(store.engine).save([(submitted, "{}")]) == 0
+
+
+async def test_a_relay_whose_entries_fail_to_save_publishes_again_and_loses_none(
+    task_log: TaskLog, redis: Redis, settings: Settings
+) -> None:
+    """The entries are written before the checkpoint moves: a write that fails (PostgreSQL
+    gone mid-batch) sends the relay back to its checkpoint, and the batch is written again."""
+    await task_log.append("t", new(*analysis(3)), 0)
+    save = TimelineEntries.save
+    failures = 0
+
+    async def fails_twice(self: TimelineEntries, entries: Any) -> int:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise asyncpg.ConnectionDoesNotExistError("connection lost")
+        return await save(self, entries)
+
+    with mock.patch.object(TimelineEntries, "save", fails_twice):
+        await project(task_log.store, redis, settings.model_copy(
+            update={"relay_backoff_max_s": 0.05}), "t", 8)  # fmt: skip
+    assert failures == 2
+    assert sorted(await stored(task_log.store.engine, "t")) == list(range(1, 9))
