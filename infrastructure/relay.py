@@ -60,7 +60,7 @@ from infrastructure.relay_partitions import (
     starting_point,
 )
 from infrastructure.settings import Settings
-from infrastructure.timeline import TimelineEntries
+from infrastructure.timeline import PendingEntries, insert_sql
 from infrastructure.timeline import render as render_entry
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,18 @@ def lock_connection_settings(settings: Settings) -> dict[str, str]:
 
 
 _LOAD = "SELECT name, log_cursor FROM relay_checkpoints"
-_SAVE = """
+# The checkpoint, and the timeline entries of the events published since the last one
+# ($4..$7, infrastructure/timeline.py), in one statement: the checkpoint never moves past an
+# event whose entry is not stored, and the entries cost no round trip of their own.
+_SAVE = f"""
+    WITH entries AS ({insert_sql(first=4)})
     INSERT INTO relay_checkpoints (name, log_cursor, published_total) VALUES ($1, $2, $3)
     ON CONFLICT (name) DO UPDATE SET log_cursor = EXCLUDED.log_cursor,
         published_total = relay_checkpoints.published_total + EXCLUDED.published_total,
         updated_at = now()
 """
+# Entries held for the next checkpoint at most: past this many, the checkpoint is saved early.
+_MOST_PENDING_ENTRIES = 2000
 
 
 async def published_up_to(store: EventStore, relay_name: str, partitions: int = 1) -> LogCursor:
@@ -160,7 +166,6 @@ class Relay:
         self._outage = OutageLog(log, f"relay {self._name}")
         self._seal = PubSubSeal(settings)
         self._doorbell = DoorbellListener(settings, redis)
-        self._timeline = TimelineEntries(store.engine)
         self._news_at = 0.0  # monotonic time of the last event published or ring heard
         self.active = False
         self.published = 0  # events published by this process (duplicates included)
@@ -236,22 +241,30 @@ class Relay:
         settings = self._settings
         cursor = saved = await self._load_checkpoint(conn)
         unsaved, saved_at = 0, time.monotonic()
+        entries = PendingEntries()  # of the events published since the checkpoint
         while not stop.is_set():
             if self._releasing():
                 if cursor != saved:
-                    await conn.execute(_SAVE, self._checkpoint, str(cursor), unsaved)
+                    await conn.execute(
+                        _SAVE, self._checkpoint, str(cursor), unsaved, *entries.args()
+                    )
                 log.info("relay %s: handed over (the other relays take their share)", self._name)
                 return
             batch, read_to = await self._read(cursor)
             if batch:
-                await self._publish(batch, stop)
+                await self._publish(batch, stop, entries)
                 unsaved += len(batch)
             moved, cursor = read_to != cursor, read_to
-            if moved and time.monotonic() - saved_at < settings.relay_checkpoint_s:
+            if (
+                moved
+                and time.monotonic() - saved_at < settings.relay_checkpoint_s
+                and len(entries) < _MOST_PENDING_ENTRIES
+            ):
                 continue
             if cursor != saved:
-                await conn.execute(_SAVE, self._checkpoint, str(cursor), unsaved)
+                await conn.execute(_SAVE, self._checkpoint, str(cursor), unsaved, *entries.args())
                 saved, unsaved, saved_at = cursor, 0, time.monotonic()
+                entries = PendingEntries()
             if moved:
                 self._news_at = time.monotonic()
                 continue
@@ -322,17 +335,19 @@ class Relay:
             self._probe_timed_out()
             return False
 
-    async def _publish(self, batch: Sequence[RecordedEvent], stop: asyncio.Event) -> None:
+    async def _publish(
+        self, batch: Sequence[RecordedEvent], stop: asyncio.Event, entries: PendingEntries
+    ) -> None:
         """PUBLISH every event to its task's and its tenant's channel, in one round trip; retry
         until Redis takes them (the checkpoint does not move meanwhile). Each message is signed
         for its channel (see infrastructure/hub.py): the hubs drop whatever is not.
 
-        Meanwhile, on PostgreSQL, store each event's timeline entry (infrastructure/timeline.py):
-        rendered from the same progress message, and written before the checkpoint moves, so
-        no event is left without one. A failed write is a PostgreSQL outage like any other: the
-        relay reconnects and publishes again from its checkpoint."""
+        Each event's timeline entry is rendered from the same progress message and added to
+        `entries`, which the next checkpoint stores (see _SAVE). A checkpoint that fails is a
+        PostgreSQL outage like any other: the relay reconnects and publishes again from the
+        last one, entries and all."""
         seal = self._seal
-        messages, entries = [], []
+        messages = []
         for recorded in batch:
             if not is_task_stream(recorded.stream_id):
                 continue  # an indicator stream's event: no task's progress (domain.indicators)
@@ -343,14 +358,8 @@ class Relay:
                 seal.wire(tenant_channel(recorded.metadata.tenant)),
             ):
                 messages.append((channel, seal.seal(channel, text)))
-            entries.append((recorded, render_entry(recorded, message)))
-        saving = asyncio.ensure_future(self._timeline.save(entries))
-        try:
-            await self._publish_messages(messages, stop)
-        except BaseException:
-            saving.cancel()
-            raise
-        await saving
+            entries.add(recorded, render_entry(recorded, message))
+        await self._publish_messages(messages, stop)
         self.published += len(batch)
         self.lag_seconds = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
 

@@ -2,12 +2,13 @@
 JSON text (table `timeline_entries`, migration 0011), so that GET /tasks/{id}/timeline joins
 stored entries instead of decoding and rendering each event on every read.
 
-Who writes it: the relay, for every batch it publishes, before its checkpoint moves past the
-batch (so every task event gets its entry, at least once, like its PUBLISH); and a projection
-rebuild, which renders every entry again.
+Who writes it: the relay, which renders each entry beside the event's progress message and
+stores those published since its last checkpoint in the statement that moves the checkpoint
+(infrastructure/relay.py), so every task event gets its entry, at least once, like its PUBLISH,
+a checkpoint interval later at most; and a projection rebuild, which renders every entry again.
 
 What a read serves: a page comes from the projection only when it is whole, its versions
-running from `after + 1` without a hole up to the limit or to the task's version, and only
+running from `after + 1` without a hole up to the limit or to the stream's version, and only
 entries rendered by this code's `TIMELINE_FORMAT`. Anything else (the relay behind or not
 running, entries of an older format) is rendered from the log, as it was before the projection
 existed. The projection makes a read cheaper, never different.
@@ -35,18 +36,27 @@ from infrastructure import raw_sql
 
 log = logging.getLogger(__name__)
 
-# Rows whose event has gone (a prune committed after the batch was read) are left out: the
-# reference to the event would refuse them. An entry is rewritten only when it differs.
-_SAVE = """
+
+def insert_sql(first: int = 1) -> str:
+    """The statement that stores entries, its parameters numbered from `first`: the entries'
+    stream ids, versions and texts (`EntryColumns`), then the format. Rows whose event has gone
+    (a prune committed after the batch was read) are left out: the reference to the event
+    would refuse them. An entry is rewritten only when it differs."""
+    streams, versions, texts, fmt = (f"${first + i}" for i in range(4))
+    return f"""
     INSERT INTO timeline_entries (stream_id, version, format, entry)
-    SELECT u.stream_id, u.version, $4, u.entry
-    FROM unnest($1::text[], $2::integer[], $3::text[]) AS u(stream_id, version, entry)
+    SELECT u.stream_id, u.version, {fmt}, u.entry
+    FROM unnest({streams}::text[], {versions}::integer[], {texts}::text[])
+         AS u(stream_id, version, entry)
     JOIN events e ON e.stream_id = u.stream_id AND e.version = u.version
     ON CONFLICT (stream_id, version) DO UPDATE
     SET format = EXCLUDED.format, entry = EXCLUDED.entry
     WHERE (timeline_entries.format, timeline_entries.entry)
           IS DISTINCT FROM (EXCLUDED.format, EXCLUDED.entry)
 """
+
+
+_SAVE = insert_sql()
 # One row: how many entries of the page, its first and last version, the entries joined in
 # version order (ready to go between the brackets of a JSON array), and the stream's version in
 # the log, all in one snapshot: whether the page is whole is decided on the log itself.
@@ -99,26 +109,34 @@ def whole(after: int, limit: int, through: int, count: int, first: int | None,
     return first == after + 1 and last - first + 1 == count and (count == limit or last >= through)
 
 
+class PendingEntries:
+    """Rendered entries waiting to be stored (the relay's, until its next checkpoint), as the
+    columns `insert_sql` takes."""
+
+    def __init__(self) -> None:
+        self.streams: list[str] = []
+        self.versions: list[int] = []
+        self.texts: list[str] = []
+
+    def add(self, recorded: RecordedEvent, text: str) -> None:
+        if is_task_stream(recorded.stream_id):  # an indicator stream's event has no timeline
+            self.streams.append(recorded.stream_id)
+            self.versions.append(recorded.version)
+            self.texts.append(text)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def args(self) -> tuple[list[str], list[int], list[str], int]:
+        """`insert_sql`'s parameters, in its order."""
+        return self.streams, self.versions, self.texts, TIMELINE_FORMAT
+
+
 class TimelineEntries:
-    """The projection over one engine: `save` for the relay and rebuilds, `page` for reads."""
+    """The projection's reads over one engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def save(self, entries: Iterable[tuple[RecordedEvent, str]]) -> int:
-        """Store each (event, its rendered entry) of a task stream; return how many rows were
-        written (new or changed)."""
-        args = _save_args(entries)
-        if args is None:
-            return 0
-        try:
-            async with raw_sql.pooled(self._engine) as conn:
-                return _count(await conn.execute(_SAVE, *args))
-        except asyncpg.ForeignKeyViolationError:
-            # An event deleted while this statement ran (a prune): once more, now without it.
-            log.info("timeline: an event was pruned while its entry was written; writing again")
-            async with raw_sql.pooled(self._engine) as conn:
-                return _count(await conn.execute(_SAVE, *args))
 
     async def page(self, task_id: str, after: int, limit: int) -> TimelineSlice | None:
         """The stored page of `task_id`'s timeline after version `after`, if the projection holds
@@ -132,19 +150,10 @@ class TimelineEntries:
 async def save_rendered(conn: asyncpg.Connection, events: Iterable[RecordedEvent]) -> int:
     """Render the events' entries now and store them on `conn`, inside its transaction (a
     rebuild's batch); return how many rows were written (new or changed)."""
-    args = _save_args((recorded, render(recorded)) for recorded in events)
-    return 0 if args is None else _count(await conn.execute(_SAVE, *args))
-
-
-def _save_args(entries: Iterable[tuple[RecordedEvent, str]]) -> tuple[Any, ...] | None:
-    """_SAVE's parameters for the entries of task streams; None when there is none."""
-    rows = [(r.stream_id, r.version, text) for r, text in entries if is_task_stream(r.stream_id)]
-    if not rows:
-        return None
-    streams, versions, texts = (list(column) for column in zip(*rows, strict=True))
-    return streams, versions, texts, TIMELINE_FORMAT
-
-
-def _count(status: str) -> int:
-    """The row count of an `INSERT 0 <n>` status."""
-    return int(status.rsplit(" ", 1)[-1])
+    pending = PendingEntries()
+    for recorded in events:
+        pending.add(recorded, render(recorded))
+    if not pending:
+        return 0
+    status = await conn.execute(_SAVE, *pending.args())
+    return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"

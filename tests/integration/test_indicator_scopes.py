@@ -28,6 +28,7 @@ from infrastructure.seed import load_seed
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from infrastructure.task_queries import visible_streams
+from infrastructure.timeline import PendingEntries
 from tests.auth import bearer
 from tests.indicator_writes import assert_indicator
 from tests.waiting import readable
@@ -336,10 +337,12 @@ async def test_indicator_events_stay_off_progress_channels_and_task_rebuilds(
     try:
         import asyncio
 
-        await Relay(app_settings, store, redis)._publish(batch, asyncio.Event())
+        entries = PendingEntries()
+        await Relay(app_settings, store, redis)._publish(batch, asyncio.Event(), entries)
     finally:
         await redis.aclose()
     assert len(published) == 2  # the task's event, on its task and tenant channels only
+    assert len(entries) == 1  # and the task's event only has a timeline entry
     assert all(task_id in message for _, message in published)
     assert not any(
         "indicators:" in channel or "Indicator" in message for channel, message in published

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -18,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent
 from domain.timeline import TIMELINE_FORMAT
+from infrastructure import raw_sql
 from infrastructure.event_store import EventStore
 from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
 from infrastructure.relay import Relay
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
-from infrastructure.timeline import TimelineEntries
+from infrastructure.timeline import save_rendered
 from tests.integration.test_relay import relay_settings, running
 from tests.waiting import eventually
 
@@ -189,29 +188,50 @@ async def test_entries_go_with_their_events_and_a_rebuild_renders_them_again(
 
 async def test_an_entry_whose_event_is_gone_is_not_written(store: EventStore) -> None:
     await store.append("t", new(*analysis(0)), 0)
-    (submitted,) = await store.read_stream("t", limit=1)
+    events = await store.read_stream("t")
     await execute(store.engine, "DELETE FROM events WHERE stream_id = 't'")
-    assert await TimelineEntries(store.engine).save([(submitted, "{}")]) == 0
+    async with store.transaction() as conn:
+        raw = await conn.get_raw_connection()
+        assert await save_rendered(raw.driver_connection, events) == 0
 
 
-async def test_a_relay_whose_entries_fail_to_save_publishes_again_and_loses_none(
+# Fails the statement that stores entries while the sequence counts below 3: a sequence, not a
+# table, since the failure rolls back whatever else the statement did.
+_FAIL_TWICE = """
+CREATE SEQUENCE entry_failures;
+CREATE FUNCTION fail_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('entry_failures') <= 2 THEN
+    RAISE EXCEPTION 'timeline entries refused (test)';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER fail_twice BEFORE INSERT ON timeline_entries
+  FOR EACH STATEMENT EXECUTE FUNCTION fail_twice();
+"""
+_HEAL = """
+DROP TRIGGER IF EXISTS fail_twice ON timeline_entries;
+DROP FUNCTION IF EXISTS fail_twice();
+DROP SEQUENCE IF EXISTS entry_failures;
+"""
+
+
+async def test_a_checkpoint_that_fails_to_store_entries_publishes_again_and_loses_none(
     task_log: TaskLog, redis: Redis, settings: Settings
 ) -> None:
-    """The entries are written before the checkpoint moves: a write that fails (PostgreSQL
-    gone mid-batch) sends the relay back to its checkpoint, and the batch is written again."""
+    """The entries are stored by the statement that moves the checkpoint: when it fails (here
+    refused twice by PostgreSQL), the relay goes back to its last checkpoint, publishes again,
+    and stores every entry."""
     await task_log.append("t", new(*analysis(3)), 0)
-    save = TimelineEntries.save
-    failures = 0
-
-    async def fails_twice(self: TimelineEntries, entries: Any) -> int:
-        nonlocal failures
-        if failures < 2:
-            failures += 1
-            raise asyncpg.ConnectionDoesNotExistError("connection lost")
-        return await save(self, entries)
-
-    with mock.patch.object(TimelineEntries, "save", fails_twice):
-        await project(task_log.store, redis, settings.model_copy(
-            update={"relay_backoff_max_s": 0.05}), "t", 8)  # fmt: skip
-    assert failures == 2
-    assert sorted(await stored(task_log.store.engine, "t")) == list(range(1, 9))
+    engine = task_log.store.engine
+    async with raw_sql.pooled(engine) as conn:
+        await conn.execute(_FAIL_TWICE)
+    try:
+        quick = settings.model_copy(update={"relay_backoff_max_s": 0.05})
+        await project(task_log.store, redis, quick, "t", 8)
+        (row,) = await raw_sql.fetch(engine, "SELECT last_value FROM entry_failures")
+        assert row["last_value"] == 3, "refused twice, stored on the third try"
+    finally:
+        async with raw_sql.pooled(engine) as conn:
+            await conn.execute(_HEAL)
+    assert sorted(await stored(engine, "t")) == list(range(1, 9))
