@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("append", "reads", "pipeline", "streaming", "feeds", "idle", "relay_partitions")
+BENCHMARKS = (
+    "append", "reads", "pipeline", "sustained", "streaming", "feeds", "idle", "relay_partitions",
+)  # fmt: skip
 
 # (benchmark, figure, unit, target, value(report), baseline(report) or None)
 Row = tuple[str, str, str, str, Callable[[Any], float], Callable[[Any], float] | None]
@@ -68,6 +70,15 @@ def _cluster_publish() -> Callable[[Any], float]:
     return pick
 
 
+def _sustained(rate: float, figure: str) -> Callable[[Any], float]:
+    def pick(report: Any) -> float:
+        (row,) = [s for s in report["steps"] if s["rate_per_s"] == rate]  # ValueError: not run
+        value = row[figure] if figure in row else row["cpu_ms_per_analysis"][figure]
+        return float(value)
+
+    return pick
+
+
 def _idle_cpu(mode: str) -> Callable[[Any], float]:
     def pick(report: Any) -> float:
         cpu = report[mode]["idle_cpu"]
@@ -83,8 +94,11 @@ ROWS: list[Row] = [
      _append(8, 10, "store_events_per_s"), _append(8, 10, "plain_insert_events_per_s")),
     ("append", "events/s, 1 writer, batch 1", "ev/s", "",
      _append(1, 1, "store_events_per_s"), _append(1, 1, "plain_insert_events_per_s")),
-    ("reads", "GET /timeline, 1,000 events, p99", "ms", "< 50 ms",
+    ("reads", "GET /timeline, 1,000 events, p99", "ms", "< 50 ms, <= 3x bare SQL",
      lambda r: r["timeline_1000_events"]["p99_ms"],
+     lambda r: r["timeline_1000_events"]["bare_sql"]["p99_ms"]),
+    ("reads", "GET /timeline, 1,000 events not yet projected, p99", "ms", "< 50 ms",
+     lambda r: r["timeline_1000_events"]["unprojected"]["p99_ms"],
      lambda r: r["timeline_1000_events"]["bare_sql"]["p99_ms"]),
     ("reads", "GET /tasks, 100,000 tasks, p99", "ms", "< 50 ms",
      lambda r: r["task_list_50"]["p99_ms"], lambda r: r["task_list_50"]["bare_sql"]["p99_ms"]),
@@ -93,6 +107,22 @@ ROWS: list[Row] = [
      lambda r: r["analyses_per_s"]["4_jobs"], lambda r: r["analyses_per_s"]["1_job"]),
     ("pipeline", "submit -> completed, idle, p95", "ms", "",
      lambda r: r["submit_to_completed_idle"]["p95_ms"], None),
+    ("sustained", "submit -> completed p95, 10 analyses/s submitted", "ms", "",
+     _sustained(10, "p95_ms"), None),
+    ("sustained", "submit -> completed p95, 25 analyses/s submitted", "ms", "",
+     _sustained(25, "p95_ms"), None),
+    ("sustained", "submit -> completed p95, 50 analyses/s submitted", "ms", "< 1000 ms",
+     _sustained(50, "p95_ms"), None),
+    ("sustained", "analyses/s completed while 50/s are submitted", "/s", ">= 50",
+     _sustained(50, "completed_per_s"), None),
+    ("sustained", "CPU per analysis, api + relay + worker + PostgreSQL + Redis, at 25/s", "ms",
+     "", _sustained(25, "system"), None),
+    ("sustained", "CPU per analysis in the worker, at 25/s", "ms", "",
+     _sustained(25, "worker"), None),
+    ("sustained", "CPU per analysis in PostgreSQL, at 25/s", "ms", "",
+     _sustained(25, "postgres"), None),
+    ("sustained", "analyses/s the cores could carry at that CPU per analysis", "/s", ">= 100",
+     lambda r: r["analyses_per_s_ceiling"], None),
     ("streaming", "relay commit -> Redis p99 (baseline: PUBLISH after append)", "ms", "< 20 ms",
      lambda r: r["relay"]["relay_commit_to_redis"]["p99_ms"],
      lambda r: r["relay"]["plain_publish_after_append"]["p99_ms"]),
