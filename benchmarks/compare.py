@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.common import as_text, bench_database
-from benchmarks.report import BENCHMARKS, ROOT, ROWS, run, write_performance
+from benchmarks.report import BENCHMARKS, ROOT, ROWS, machine_speed, run, write_performance
 
 
 def spread(values: list[float]) -> str:
@@ -86,7 +86,7 @@ def main(baseline: Path, runs: int, only: list[str], write: bool) -> None:
         ratio = statistics.median(after) / statistics.median(before)
         print(f"| {bench} | {figure} ({unit}) | {spread(before)} | {spread(after)} | {ratio:.3f} |")
     if write and not only:
-        write_performance(reports["this tree"], runs)  # this tree's runs, as `make bench` would
+        write_performance(reports["this tree"], runs, machine_speed())  # as `make bench` would
 
 
 if __name__ == "__main__":

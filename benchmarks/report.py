@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,17 +180,32 @@ def run(name: str, tree: Path = ROOT) -> Any:
 
 
 def main(runs: int) -> None:
-    write_performance({name: [run(name) for _ in range(runs)] for name in BENCHMARKS}, runs)
+    speed = machine_speed()
+    write_performance({name: [run(name) for _ in range(runs)] for name in BENCHMARKS}, runs, speed)
 
 
-def write_performance(reports: dict[str, list[Any]], runs: int) -> None:
+def machine_speed() -> float:
+    """Seconds this machine takes for a plain Python loop of 10 million additions (the best of
+    three): printed beside the figures, so that a reader can tell a slower machine from slower
+    code when comparing this page with an earlier one."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 2)
+
+
+def write_performance(reports: dict[str, list[Any]], runs: int, speed: float | None = None) -> None:
     """docs/PERFORMANCE.md from `runs` reports of each benchmark (and print it)."""
     lines = [
         "# Performance",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} cores,"
         f" {_memory_gib()} GiB; each figure is the median of {runs} run(s) of `make bench`,"
-        " with the least and greatest run in brackets. Baselines are measured in the same run.",
+        " with the least and greatest run in brackets. Baselines are measured in the same run."
+        + (f" A Python loop of 10 million additions took {speed} s on it." if speed else ""),
         "",
         "| benchmark | figure | median [min, max] | target | baseline | ratio |",
         "| --- | --- | --- | --- | --- | --- |",
