@@ -10,7 +10,8 @@ which clients drop by `seq`.
 
 The checkpoint (LogCursor, table relay_checkpoints) is written after publishing, at most every
 `relay_checkpoint_s`: after a crash the relay re-publishes since the last checkpoint. Duplicates
-are fine; losses are not.
+are fine; losses are not. The same statement stores the timeline entries of the events published
+since the last checkpoint (infrastructure/timeline.py), so they too are written at least once.
 
 Wake-up. While events flow, the relay probes for new rows every `relay_poll_s` (5 ms) with one
 prepared query that reads the first log-order index entry past its cursor (~0.01 ms, see

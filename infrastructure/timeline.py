@@ -20,7 +20,6 @@ task's entries.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,14 +33,14 @@ from domain.log import RecordedEvent
 from domain.timeline import TIMELINE_FORMAT, timeline_entry
 from infrastructure import raw_sql
 
-log = logging.getLogger(__name__)
-
 
 def insert_sql(first: int = 1) -> str:
     """The statement that stores entries, its parameters numbered from `first`: the entries'
-    stream ids, versions and texts (`EntryColumns`), then the format. Rows whose event has gone
-    (a prune committed after the batch was read) are left out: the reference to the event
-    would refuse them. An entry is rewritten only when it differs."""
+    stream ids, versions and texts, then the format (`PendingEntries.args`). Rows whose event
+    has gone (a prune committed after the batch was read) are left out: the reference to the
+    event would refuse them. An event deleted while the statement runs still fails it; the
+    relay then starts again from its checkpoint, past which it no longer reads that event. An
+    entry is rewritten only when it differs."""
     streams, versions, texts, fmt = (f"${first + i}" for i in range(4))
     return f"""
     INSERT INTO timeline_entries (stream_id, version, format, entry)
