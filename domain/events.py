@@ -7,6 +7,10 @@ way in, `RecordedEvent` on the way out (see `domain.log`).
 
 Each class is registered under its class name; that name is what the log stores in its `type`
 column, so renaming a class is a schema change (keep the old name in `EVENT_TYPES`).
+
+A task event's timeline entry holds its payload as rendered when stored (domain/timeline.py):
+adding, renaming or defaulting a field changes entries rendered from then on, so raise
+`TIMELINE_FORMAT` with it, and stored entries are rendered again from the log.
 """
 
 from __future__ import annotations

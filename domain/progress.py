@@ -3,7 +3,8 @@
 Every message keeps the original wire fields — step, tool, message, percent, timestamp, error —
 so the first JavaScript and Swift clients work unmodified, and adds seq, task_id, event_id,
 event_type and data. A pure function: the relay, the WebSocket history and SSE all call
-`progress_message`.
+`progress_message`. Timeline entries are built from these messages and stored: a change to what
+a message says is a change of `domain.timeline.TIMELINE_FORMAT`.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def lock_connection_settings(settings: Settings) -> dict[str, str]:
 
 _LOAD = "SELECT name, log_cursor FROM relay_checkpoints"
 # The checkpoint, and the timeline entries of the events published since the last one
-# ($4..$7, infrastructure/timeline.py), in one statement: the checkpoint never moves past an
+# ($4..$8, infrastructure/timeline.py), in one statement: the checkpoint never moves past an
 # event whose entry is not stored, and the entries cost no round trip of their own.
 _SAVE = f"""
     WITH entries AS ({insert_sql(first=4)})
@@ -246,9 +246,7 @@ class Relay:
         while not stop.is_set():
             if self._releasing():
                 if cursor != saved:
-                    await conn.execute(
-                        _SAVE, self._checkpoint, str(cursor), unsaved, *entries.args()
-                    )
+                    await self._save(conn, cursor, unsaved, entries)
                 log.info("relay %s: handed over (the other relays take their share)", self._name)
                 return
             batch, read_to = await self._read(cursor)
@@ -263,7 +261,7 @@ class Relay:
             ):
                 continue
             if cursor != saved:
-                await conn.execute(_SAVE, self._checkpoint, str(cursor), unsaved, *entries.args())
+                await self._save(conn, cursor, unsaved, entries)
                 saved, unsaved, saved_at = cursor, 0, time.monotonic()
                 entries = PendingEntries()
             if moved:
@@ -272,6 +270,19 @@ class Relay:
             self.lag_seconds = 0.0
             if not await self._wait_for_news(probe, cursor, stop):
                 return
+
+    async def _save(
+        self, conn: asyncpg.Connection, cursor: LogCursor, published: int, entries: PendingEntries
+    ) -> None:
+        """Move the checkpoint to `cursor` and store the entries published since the last one.
+        Under the statement timeout of the relay's other statements, not the probe's: a few
+        thousand entries (a relay catching up, large tool outputs) or a row a rebuild holds
+        locked can take longer than a probe may, and a save cancelled every time would leave
+        the relay publishing the same events again, never moving on."""
+        timeout_ms = max(1, round(self._settings.relay_statement_timeout_s * 1000))
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+            await conn.execute(_SAVE, self._checkpoint, str(cursor), published, *entries.args())
 
     async def _load_checkpoint(self, conn: asyncpg.Connection) -> LogCursor:
         """Where to publish from (`relay_partitions.starting_point`)."""

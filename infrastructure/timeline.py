@@ -20,6 +20,7 @@ task's entries.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ import asyncpg
 import pydantic_core
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.events import UnreadableEvent
 from domain.indicators import is_task_stream
 from domain.log import RecordedEvent
 from domain.timeline import TIMELINE_FORMAT, timeline_entry
@@ -36,18 +38,20 @@ from infrastructure import raw_sql
 
 def insert_sql(first: int = 1) -> str:
     """The statement that stores entries, its parameters numbered from `first`: the entries'
-    stream ids, versions and texts, then the format (`PendingEntries.args`). Rows whose event
-    has gone (a prune committed after the batch was read) are left out: the reference to the
-    event would refuse them. An event deleted while the statement runs still fails it; the
-    relay then starts again from its checkpoint, past which it no longer reads that event. An
-    entry is rewritten only when it differs."""
-    streams, versions, texts, fmt = (f"${first + i}" for i in range(4))
+    stream ids, versions, event ids and texts, then the format (`PendingEntries.args`).
+    An entry is stored only beside the very event it renders, matched by its id too: one whose
+    event has gone (a prune committed after the batch was read), or whose stream and version now
+    hold another event (a stream id used again), is left out. An event deleted while the
+    statement runs still fails it; the relay then starts again from its checkpoint, past which
+    it no longer reads that event. An entry is rewritten only when it differs."""
+    streams, versions, event_ids, texts, fmt = (f"${first + i}" for i in range(5))
     return f"""
     INSERT INTO timeline_entries (stream_id, version, format, entry)
     SELECT u.stream_id, u.version, {fmt}, u.entry
-    FROM unnest({streams}::text[], {versions}::integer[], {texts}::text[])
-         AS u(stream_id, version, entry)
-    JOIN events e ON e.stream_id = u.stream_id AND e.version = u.version
+    FROM unnest({streams}::text[], {versions}::integer[], {event_ids}::uuid[], {texts}::text[])
+         AS u(stream_id, version, event_id, entry)
+    JOIN events e
+      ON e.stream_id = u.stream_id AND e.version = u.version AND e.event_id = u.event_id
     ON CONFLICT (stream_id, version) DO UPDATE
     SET format = EXCLUDED.format, entry = EXCLUDED.entry
     WHERE (timeline_entries.format, timeline_entries.entry)
@@ -115,20 +119,26 @@ class PendingEntries:
     def __init__(self) -> None:
         self.streams: list[str] = []
         self.versions: list[int] = []
+        self.event_ids: list[uuid.UUID] = []
         self.texts: list[str] = []
 
     def add(self, recorded: RecordedEvent, text: str) -> None:
-        if is_task_stream(recorded.stream_id):  # an indicator stream's event has no timeline
+        """Hold the event's entry, unless it has none to store: an indicator stream's event
+        (no timeline), or an event this code cannot read (the relay reads tolerantly). A page
+        holding one is then rendered from the log, as any read of it is, and newer code that
+        can read it is not served this code's placeholder."""
+        if is_task_stream(recorded.stream_id) and not isinstance(recorded.event, UnreadableEvent):
             self.streams.append(recorded.stream_id)
             self.versions.append(recorded.version)
+            self.event_ids.append(recorded.event_id)
             self.texts.append(text)
 
     def __len__(self) -> int:
         return len(self.texts)
 
-    def args(self) -> tuple[list[str], list[int], list[str], int]:
+    def args(self) -> tuple[list[str], list[int], list[uuid.UUID], list[str], int]:
         """`insert_sql`'s parameters, in its order."""
-        return self.streams, self.versions, self.texts, TIMELINE_FORMAT
+        return self.streams, self.versions, self.event_ids, self.texts, TIMELINE_FORMAT
 
 
 class TimelineEntries:

@@ -4,6 +4,7 @@ go with their events."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -112,11 +113,20 @@ async def test_the_relay_stores_each_entry_and_a_read_serves_the_stored_page(
     )
     page = await timeline(api, "t")
     assert [e["message"] for e in page["events"] if "STORED" in e["message"]]
-    # Pages of it, with next_after as before.
+    # Pages of it, with next_after as before, each from the projection too.
+    await execute(
+        task_log.store.engine,
+        "UPDATE timeline_entries"
+        ' SET entry = replace(entry, \'"message":"\', \'"message":"STORED \')',
+    )
     first = await timeline(api, "t", limit=4)
     assert [e["seq"] for e in first["events"]] == [1, 2, 3, 4] and first["next_after"] == 4
+    middle = await timeline(api, "t", after=4, limit=4)
+    assert [e["seq"] for e in middle["events"]] == [5, 6, 7, 8] and middle["next_after"] == 8
     last = await timeline(api, "t", after=8, limit=4)
     assert [e["seq"] for e in last["events"]] == [9, 10] and last["next_after"] is None
+    for stored_page in (first, middle, last):
+        assert all(e["message"].startswith("STORED") for e in stored_page["events"]), stored_page
     assert (await timeline(api, "t", after=10))["events"] == []
 
 
@@ -193,6 +203,49 @@ async def test_an_entry_whose_event_is_gone_is_not_written(store: EventStore) ->
     async with store.transaction() as conn:
         raw = await conn.get_raw_connection()
         assert await save_rendered(raw.driver_connection, events) == 0
+
+
+async def test_an_entry_rendered_before_its_stream_id_was_used_again_is_not_written(
+    store: EventStore,
+) -> None:
+    """An entry rendered for a stream's event, held while the task is pruned and its id used
+    again (its entry reaches the log after the new task's first event): it is not stored beside
+    the new event, which has the same stream and version but another id."""
+    await store.append("t", new(*analysis(0)), 0)
+    old = await store.read_stream("t")
+    await execute(store.engine, "DELETE FROM events WHERE stream_id = 't'")
+    await store.append("t", new(ev.TaskSubmitted(content="again", kind="sms")), 0)
+    async with store.transaction() as conn:
+        raw = await conn.get_raw_connection()
+        assert await save_rendered(raw.driver_connection, old) == 0
+    assert await stored(store.engine, "t") == {}
+
+
+async def test_a_checkpoint_waits_for_entries_another_transaction_holds(
+    task_log: TaskLog, redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rebuild's batch holds the entries it rewrites until it commits; a relay storing the
+    same entries then waits for it (past the probe's short statement timeout), and neither
+    fails nor publishes everything again."""
+    engine = task_log.store.engine
+    await task_log.append("t", new(*analysis(3)), 0)
+    await project(task_log.store, redis, settings, "t", 8)
+    await execute(engine, "DELETE FROM relay_checkpoints")  # the next relay stores them again
+    async with raw_sql.pooled(engine) as holder:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM timeline_entries WHERE stream_id = 't' FOR UPDATE")
+        relay = Relay(relay_settings(settings, relay_probe_timeout_s=0.05), task_log.store, redis)
+        async with running(relay):
+            await asyncio.sleep(0.5)  # ten probe timeouts: the save is still waiting
+            await held.commit()
+            await eventually(lambda: checkpoint_saved(engine), within=10, what="the checkpoint")
+    assert "unreachable" not in caplog.text
+
+
+async def checkpoint_saved(engine: AsyncEngine) -> bool:
+    (row,) = await raw_sql.fetch(engine, "SELECT count(*) AS n FROM relay_checkpoints")
+    return bool(row["n"])
 
 
 # Fails the statement that stores entries while the sequence counts below 3: a sequence, not a

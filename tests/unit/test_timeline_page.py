@@ -1,14 +1,20 @@
-"""A timeline page from stored entries: when the projection's entries are the whole page, and
-the page's JSON around entries that are JSON already."""
+"""A timeline page from stored entries: when the projection's entries are the whole page, the
+page's JSON around entries that are JSON already, and which events have entries to store."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from api.schemas import TimelinePage, timeline_page
-from infrastructure.timeline import TimelineSlice, whole
+from domain import events as ev
+from domain.indicators import GLOBAL_STREAM
+from domain.log import EventMetadata, LogCursor, RecordedEvent
+from domain.timeline import TIMELINE_FORMAT
+from infrastructure.timeline import PendingEntries, TimelineSlice, whole
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +57,24 @@ def test_the_page_is_a_documented_timeline_page_whatever_the_task_id() -> None:
     assert json.loads(timeline_page("t", entries, limit=3))["next_after"] is None
     empty = json.loads(timeline_page("t", TimelineSlice("", 0, None), limit=3, next=None))
     assert empty == {"task_id": "t", "events": [], "next_after": None, "next": None}
+
+
+def test_only_readable_events_of_task_streams_have_entries_to_store() -> None:
+    def recorded(stream_id: str, event: ev.DomainEvent) -> RecordedEvent:
+        return RecordedEvent(
+            stream_id=stream_id,
+            version=1,
+            position=1,
+            cursor=LogCursor(1, 1),
+            event_id=uuid.uuid4(),
+            recorded_at=datetime.now(UTC),
+            metadata=EventMetadata(tenant="public", actor="worker"),
+            event=event,
+        )
+
+    pending = PendingEntries()
+    submitted = recorded("task-1", ev.TaskSubmitted(content="x", kind="sms"))
+    pending.add(submitted, "{}")
+    pending.add(recorded("task-2", ev.UnreadableEvent(original_type="Future", error="?")), "{}")
+    pending.add(recorded(GLOBAL_STREAM, ev.TaskSubmitted(content="x", kind="sms")), "{}")
+    assert pending.args() == (["task-1"], [1], [submitted.event_id], ["{}"], TIMELINE_FORMAT)
