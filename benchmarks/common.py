@@ -5,6 +5,7 @@ Run from the project root with PYTHONPATH=. (as `make bench` does)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
@@ -32,3 +33,15 @@ def bench_redis_url() -> str:
 
 def bench_token(settings: Settings, roles: str | list[str], tenant: str) -> str:
     return dev_token(settings, roles, tenant=tenant, sub="bench")
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime

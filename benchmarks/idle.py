@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url
+from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, cpu_seconds
 from benchmarks.streaming import METADATA, Stack, pct, wait_for_quiet_cluster
 from domain import events as ev
 from domain.log import NewEvent
@@ -47,17 +47,7 @@ from infrastructure.hub import task_channel
 from infrastructure.settings import Settings, load_settings
 from infrastructure.task_log import TaskLog
 
-TICKS = os.sysconf("SC_CLK_TCK")
 WARM_S = 1.0  # the relay's default relay_warm_s
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far; 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def backend_pids(engine: AsyncEngine, database: str) -> list[int]:

@@ -39,7 +39,15 @@ from typing import Any
 import httpx
 import websockets
 
-from benchmarks.common import BENCH_SECRET, as_text, bench_database, bench_redis_url, bench_token
+from benchmarks.common import (
+    BENCH_SECRET,
+    TICKS,
+    as_text,
+    bench_database,
+    bench_redis_url,
+    bench_token,
+    cpu_seconds,
+)  # fmt: skip
 from benchmarks.pipeline import MESSAGES
 from infrastructure.database import create_engine, migrate
 from infrastructure.embedded_redis import free_port
@@ -48,22 +56,11 @@ from infrastructure.settings import load_settings
 from tests.e2e.progress_stack import Process, start_api, start_relay
 from tests.e2e.worker_process import WorkerProcess, settings_env
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process so far; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
-
 
 def machine_busy_seconds() -> float:
     """CPU time every core has spent on anything but idling, from /proc/stat."""
     ticks = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS  # less idle and iowait
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS  # less idle and iowait
 
 
 def pids_named(name: str) -> list[int]:
@@ -88,7 +85,7 @@ class Stopwatch:
 
 
 class CpuMeter:
-    """CPU seconds per part between `start` and `stop`; PostgreSQL's and Redis's processes
+    """CPU seconds per part over a `measuring()` block; PostgreSQL's and Redis's processes
     found by name (a backend that ends mid-step takes its share with it)."""
 
     def __init__(self, parts: dict[str, int]) -> None:

@@ -237,10 +237,22 @@ async def test_a_checkpoint_waits_for_entries_another_transaction_holds(
         await holder.execute("SELECT 1 FROM timeline_entries WHERE stream_id = 't' FOR UPDATE")
         relay = Relay(relay_settings(settings, relay_probe_timeout_s=0.05), task_log.store, redis)
         async with running(relay):
-            await asyncio.sleep(0.5)  # ten probe timeouts: the save is still waiting
+            waiting = "the relay's checkpoint waiting for the held entries"
+            await eventually(lambda: relay_waits_for_a_lock(engine), within=10, what=waiting)
+            await asyncio.sleep(0.3)  # six times the probe's timeout, still waiting
+            assert await relay_waits_for_a_lock(engine), "cancelled, not waiting"
             await held.commit()
             await eventually(lambda: checkpoint_saved(engine), within=10, what="the checkpoint")
     assert "unreachable" not in caplog.text
+
+
+async def relay_waits_for_a_lock(engine: AsyncEngine) -> bool:
+    (row,) = await raw_sql.fetch(
+        engine,
+        "SELECT count(*) AS n FROM pg_stat_activity"
+        " WHERE application_name = 'scamtrail-relay-lock' AND wait_event_type = 'Lock'",
+    )
+    return bool(row["n"])
 
 
 async def checkpoint_saved(engine: AsyncEngine) -> bool:
