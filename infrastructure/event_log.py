@@ -59,10 +59,16 @@ class TaskStreams(Protocol):
     def store(self) -> EventLog: ...
 
     async def append(
-        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+        self,
+        task_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        state: TaskState | None = None,
     ) -> AppendResult:
         """Append and project atomically; `TaskNotFound` when a stream expected at a version
-        > 0 does not exist."""
+        > 0 does not exist. `state` is the caller's fold of the stream up to
+        `expected_version`, when it has one (a store may use it to write the projection)."""
         ...
 
     async def task(self, task_id: str) -> TaskState | None:

@@ -33,22 +33,33 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
 
+
+def insert_events_sql(guard: str) -> str:
+    """An INSERT of one stream's events (`append_args`: $1 the stream, $2 the expected version,
+    $3..$7 the rows) that inserts nothing unless `guard` holds, returning what `appended`
+    takes."""
+    return f"""
+    INSERT INTO events (stream_id, version, event_id, type, data, metadata)
+    SELECT $1, e.version, e.event_id, e.type, e.data::jsonb, e.metadata::jsonb
+    FROM unnest($3::integer[], $4::uuid[], $5::text[], $6::text[], $7::text[])
+           AS e(version, event_id, type, data, metadata)
+    WHERE {guard}
+    RETURNING global_position, version, recorded_at, transaction_id::text AS transaction_id"""
+
+
 # The whole append is this one statement, atomic on its own. Concurrency control is the unique
 # key (stream_id, version): a writer with a stale expected version collides with the row that
 # took its version and gets a unique violation. The EXISTS guard refuses an expected version from
 # the future (expected 5 on a stream at 3 would otherwise leave a hole at 4 and 5): it inserts
 # nothing unless the row at the expected version is there.
-_APPEND = """
-    INSERT INTO events (stream_id, version, event_id, type, data, metadata)
-    SELECT $1, e.version, e.event_id, e.type, e.data::jsonb, e.metadata::jsonb
-    FROM unnest($3::integer[], $4::uuid[], $5::text[], $6::text[], $7::text[])
-           AS e(version, event_id, type, data, metadata)
-    WHERE $2::integer = 0
-       OR EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $2::integer)
-    RETURNING global_position, version, recorded_at, transaction_id::text AS transaction_id
-"""
+_APPEND = insert_events_sql(
+    "$2::integer = 0"
+    " OR EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $2::integer)"
+)
 _VERSION_TAKEN = "events_stream_version_key"
 _EVENT_ID_TAKEN = "events_event_id_key"
+# The unique violations that mean "not appended": a conflict, or events stored already.
+NOT_APPENDED = (_VERSION_TAKEN, _EVENT_ID_TAKEN)
 
 # jsonb columns come back as text, parsed by pydantic's own JSON parser in one pass.
 _COLUMNS = (
@@ -105,6 +116,13 @@ class AppendResult:
         return self.versions[-1]
 
 
+def appended(
+    stream_id: str, rows: Sequence[asyncpg.Record], events: Sequence[NewEvent]
+) -> AppendResult:
+    """The result of an append whose INSERT (`insert_events_sql`) returned `rows`."""
+    return _appended(stream_id, [_Stored(*row.values()) for row in rows], events)
+
+
 def _appended(stream_id: str, rows: Sequence[_Stored], events: Sequence[NewEvent]) -> AppendResult:
     return AppendResult(
         stream_id,
@@ -150,7 +168,7 @@ class EventStore:
         they are; a batch that mixes stored and new ids raises `DuplicateEventId`.
         """
         validate_append(stream_id, events, expected_version)
-        args = _append_args(stream_id, events, expected_version)
+        args = append_args(stream_id, events, expected_version)
         try:
             if conn is None:
                 rows = await self._append_autocommit(args)
@@ -168,7 +186,7 @@ class EventStore:
                 raise
             rows = []
         except asyncpg.UniqueViolationError as error:
-            if error.constraint_name not in (_VERSION_TAKEN, _EVENT_ID_TAKEN):
+            if error.constraint_name not in NOT_APPENDED:
                 raise
             rows = []
         if rows:
@@ -198,14 +216,14 @@ class EventStore:
         `unappended` outside it whether that was a retry or a conflict."""
         validate_append(stream_id, events, expected_version)
         try:
-            rows = await conn.fetch(_APPEND, *_append_args(stream_id, events, expected_version))
+            rows = await conn.fetch(_APPEND, *append_args(stream_id, events, expected_version))
         except asyncpg.UniqueViolationError as error:
-            if error.constraint_name not in (_VERSION_TAKEN, _EVENT_ID_TAKEN):
+            if error.constraint_name not in NOT_APPENDED:
                 raise
             raise NothingAppended(stream_id) from None
         if not rows:
             raise NothingAppended(stream_id)
-        return _appended(stream_id, [_Stored(*row.values()) for row in rows], events)
+        return appended(stream_id, rows, events)
 
     async def unappended(
         self, stream_id: str, events: Sequence[NewEvent], expected_version: int
@@ -377,7 +395,7 @@ def validate_append(stream_id: str, events: Sequence[NewEvent], expected_version
         raise InvalidAppend(f"stream {stream_id!r}: the batch repeats an event id")
 
 
-def _append_args(
+def append_args(
     stream_id: str, events: Sequence[NewEvent], expected_version: int
 ) -> tuple[Any, ...]:
     return (

@@ -170,7 +170,12 @@ class InMemoryTaskLog:
         return self._store
 
     async def append(
-        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+        self,
+        task_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        state: TaskState | None = None,  # TaskLog's shortcut; here the fold is kept anyway
     ) -> AppendResult:
         try:
             result = await self._store.append(task_id, events, expected_version)

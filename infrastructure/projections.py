@@ -6,6 +6,7 @@ The meaning of every event lives in `domain.task.evolve`; this module only store
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -85,6 +86,75 @@ async def save_task_raw(
     With `every_column`, a state folded from the stream (`replace_task`'s columns)."""
     statement = _RAW_REPLACE if every_column else _RAW_UPSERT
     await conn.execute(statement.sql, *statement.args(row_from_state(state)))
+
+
+# The one-statement append (infrastructure/task_log.py) writes the row beside the events it
+# inserts, from a state folded before PostgreSQL has recorded them: their `recorded_at` is not
+# known yet. The fold gives those events this time instead, and the statement writes the time it
+# recorded them at wherever it appears (submitted_at of a new task, finished_at of a last event).
+UNRECORDED = datetime.min.replace(tzinfo=UTC)
+
+# Every column of the row, in row_from_state's names, with its type.
+_COLUMN_TYPES = {
+    "task_id": "text", "tenant": "text", "kind": "text", "status": "text",
+    "current_step": "text", "percent": "integer", "verdict": "text",
+    "score": "double precision", "confidence": "double precision", "reviewed_verdict": "text",
+    "error": "text", "content_preview": "text", "submitted_at": "timestamptz",
+    "finished_at": "timestamptz", "version": "integer", "calls": "jsonb", "submitted_by": "text",
+}  # fmt: skip
+# What events after TaskSubmitted change (the live upsert's SET list, above).
+_LATER_COLUMNS = (
+    "status", "current_step", "percent", "verdict", "score", "confidence", "reviewed_verdict",
+    "error", "finished_at", "version", "calls", "submitted_by",
+)  # fmt: skip
+_TIMES = ("submitted_at", "finished_at")
+
+
+def _written_beside(new_task: bool) -> tuple[str, ...]:
+    return tuple(_COLUMN_TYPES) if new_task else ("task_id", *_LATER_COLUMNS)
+
+
+def write_beside_sql(first: int, *, new_task: bool, appended: str) -> str:
+    """The row's write as a sub-statement of the append's (a CTE), done only when the CTE
+    named `appended` inserted events; its parameters are `beside_args`', from `$first` on.
+
+    A new task's row is inserted whole (replacing a stray row of the same id, as
+    `replace_task` would); an existing task's row, which the caller holds locked at the
+    version its state was folded at, gets the columns later events change."""
+    columns = _written_beside(new_task)
+    times = [name for name in _TIMES if name in columns]
+    param = {name: f"${first + i}::{_COLUMN_TYPES[name]}" for i, name in enumerate(columns)}
+    recorded = f"(SELECT recorded_at FROM {appended} LIMIT 1)"
+    for i, name in enumerate(times, first + len(columns)):
+        param[name] = f"CASE WHEN ${i}::boolean THEN {recorded} ELSE {param[name]} END"
+    param["updated_at"] = "now()"
+    if not new_task:
+        sets = ", ".join(f"{name} = {param[name]}" for name in (*_LATER_COLUMNS, "updated_at"))
+        return (
+            f"UPDATE task_projection SET {sets}"
+            f" WHERE task_id = {param['task_id']} AND EXISTS (SELECT 1 FROM {appended})"
+        )
+    names = [*columns, "updated_at"]
+    replaced = ", ".join(f"{name} = EXCLUDED.{name}" for name in names if name != "task_id")
+    return (
+        f"INSERT INTO task_projection ({', '.join(names)})"
+        f" SELECT {', '.join(param[name] for name in names)}"
+        f" WHERE EXISTS (SELECT 1 FROM {appended})"
+        f" ON CONFLICT (task_id) DO UPDATE SET {replaced}"
+    )
+
+
+def beside_args(state: TaskState, *, new_task: bool) -> list[Any]:
+    """`write_beside_sql`'s parameters for the row of `state`, whose UNRECORDED times are the
+    append's own."""
+    row = row_from_state(state)
+    columns = _written_beside(new_task)
+    times = [name for name in _TIMES if name in columns]
+    now = [row[name] == UNRECORDED for name in times]
+    for name, is_now in zip(times, now, strict=True):
+        if is_now:
+            row[name] = None
+    return [*(row[name] for name in columns), *now]
 
 
 def row_from_state(state: TaskState) -> dict[str, Any]:

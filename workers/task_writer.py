@@ -140,7 +140,7 @@ class TaskWriter:
         unexplained = 0
         while True:
             try:
-                result = await self._log.append(self.task_id, batch, self.version)
+                result = await self._log.append(self.task_id, batch, self.version, state=self.state)
             except TaskNotFound:
                 raise TaskGone(f"task {self.task_id} is gone (pruned)") from None
             except ConcurrencyConflict as conflict:

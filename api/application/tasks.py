@@ -96,7 +96,10 @@ class Tasks:
         except Exception as error:  # the task is recorded; the sweep enqueues it later
             log.warning("task %s recorded but not enqueued (%r); the sweep will retry",
                         task_id, error)  # fmt: skip
-        # Read as the submitter: a status is only ever reported for the caller's own task.
+        if created:  # what was just recorded; a read would cost a round trip for the same
+            return Submitted(task_id, created, "submitted")
+        # A retry under an Idempotency-Key: the task as it stands now. Read as the submitter: a
+        # status is only ever reported for the caller's own task.
         state = await self._queries.task(caller.tenant, task_id, submitted_by=caller.actor)
         return Submitted(task_id, created, state.status if state else "submitted")
 

@@ -12,6 +12,7 @@ import pytest
 
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent
+from domain.task import TaskState
 from domain.tools import Tool
 from infrastructure.event_store import AppendResult, EventStore
 from infrastructure.settings import Settings
@@ -184,13 +185,18 @@ class LosesOneCompletion(TaskLog):
         self.tool, self.refusing = tool, True
 
     async def append(
-        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+        self,
+        task_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        state: TaskState | None = None,
     ) -> AppendResult:
         if self.refusing and any(
             isinstance(e.event, ev.ToolCallCompleted) and e.event.tool == self.tool for e in events
         ):
             raise OSError("the database refused the event")
-        return await super().append(task_id, events, expected_version)
+        return await super().append(task_id, events, expected_version, state=state)
 
 
 async def test_a_call_whose_outcome_cannot_be_appended_does_not_cancel_the_others(

@@ -22,7 +22,7 @@ from domain import events as ev
 from domain.errors import TaskNotFound
 from domain.log import EventMetadata, NewEvent
 from domain.task import fold
-from infrastructure.event_store import EventStore
+from infrastructure.event_store import AppendResult, EventStore
 from infrastructure.projection_rebuild import prune_finished_tasks, rebuild_projections
 from infrastructure.projections import row_from_state
 from infrastructure.task_log import TaskLog
@@ -43,6 +43,22 @@ def completed() -> list[ev.DomainEvent]:
         ev.VerdictReached(verdict="scam", score=0.9, confidence=0.9),
         ev.TaskCompleted(verdict="scam"),
     ]
+
+
+# The worker's writer appends in one statement, handing its state over; the api's cancellations
+# and reviews append in a transaction. Each race is run both ways.
+WAYS = pytest.mark.parametrize("one_statement", [True, False], ids=["statement", "transaction"])
+
+
+async def live_append(
+    log: TaskLog, task_id: str, events: list[NewEvent], expected: int, one_statement: bool
+) -> asyncio.Task[AppendResult]:
+    """The append under test, started; with `one_statement`, given the caller's fold of the
+    stream up to `expected`."""
+    state = None
+    if one_statement:
+        state = fold(await log.store.read_stream(task_id, limit=expected))
+    return asyncio.create_task(log.append(task_id, events, expected, state=state))
 
 
 async def submit(log: TaskLog, task_id: str, *events: ev.DomainEvent) -> None:
@@ -111,7 +127,10 @@ async def test_a_rebuild_repairs_every_column_the_fold_gives(store: EventStore) 
     assert (await rebuild_projections(engine)).changed == 0
 
 
-async def test_an_append_on_a_missing_row_writes_every_column(store: EventStore) -> None:
+@WAYS
+async def test_an_append_on_a_missing_row_writes_every_column(
+    store: EventStore, one_statement: bool
+) -> None:
     """A row found behind its stream is folded from the stream again: all of it, not only the
     columns later events change."""
     log, engine = TaskLog(store), store.engine
@@ -120,14 +139,15 @@ async def test_an_append_on_a_missing_row_writes_every_column(store: EventStore)
         await conn.execute(
             sa.text("UPDATE task_projection SET version = 0, tenant = 'other', kind = 'url'")
         )
-    await log.append("t1", new(ev.EntitiesExtracted()), 1)
+    await (await live_append(log, "t1", new(ev.EntitiesExtracted()), 1, one_statement))
     row, truth = await log.task("t1"), fold(await store.read_stream("t1"))
     assert row is not None and truth is not None
     assert row_from_state(row) == row_from_state(truth)
 
 
+@WAYS
 async def test_a_live_append_during_a_rebuild_folds_on_the_rebuilt_row(
-    store: EventStore,
+    store: EventStore, one_statement: bool
 ) -> None:
     """The append read the stale row, waited for the rebuild's lock, then wrote version n+1
     folded on the stale row; the rebuild's row (version n) lost to it for good."""
@@ -142,7 +162,7 @@ async def test_a_live_append_during_a_rebuild_folds_on_the_rebuilt_row(
         rebuild = asyncio.ensure_future(rebuild_projections(engine))
         await until_blocked(engine, 1, rebuild)
         progress = ev.ProgressReported(message="checking", percent=0)
-        live = asyncio.ensure_future(log.append("a-task", new(progress), 2))
+        live = await live_append(log, "a-task", new(progress), 2, one_statement)
         await until_blocked(engine, 2, live)
     assert (await rebuild).changed == 2
     await live
@@ -155,8 +175,9 @@ async def test_a_live_append_during_a_rebuild_folds_on_the_rebuilt_row(
     assert (await rebuild_projections(engine)).changed == 0
 
 
+@WAYS
 async def test_a_review_racing_a_prune_fails_and_leaves_nothing_behind(
-    store: EventStore,
+    store: EventStore, one_statement: bool
 ) -> None:
     """A review appended while a prune is open must not see the versions the prune is deleting:
     its event would survive the prune (a stream without TaskSubmitted) and its upsert would bring
@@ -171,7 +192,7 @@ async def test_a_review_racing_a_prune_fails_and_leaves_nothing_behind(
         prune = asyncio.ensure_future(prune_finished_tasks(engine, timedelta(0)))
         await until_blocked(engine, 1, prune)
         review = ev.VerdictReviewed(decision="override", verdict="safe", note="our own bank")
-        live = asyncio.ensure_future(log.append("a-task", new(review, metadata=ANALYST), 3))
+        live = await live_append(log, "a-task", new(review, metadata=ANALYST), 3, one_statement)
         await until_blocked(engine, 2, live)
     assert await prune == 2
     (outcome,) = await asyncio.gather(live, return_exceptions=True)
@@ -183,8 +204,9 @@ async def test_a_review_racing_a_prune_fails_and_leaves_nothing_behind(
     assert (report.tasks, report.changed, report.removed) == (0, 0, 0)
 
 
+@WAYS
 async def test_a_review_that_wins_over_a_prune_is_pruned_with_its_stream(
-    store: EventStore,
+    store: EventStore, one_statement: bool
 ) -> None:
     """The other order: the review holds the row first (its insert is held up here by another
     writer's uncommitted version 4); the prune waits for it, then deletes the whole stream, the
@@ -196,7 +218,7 @@ async def test_a_review_that_wins_over_a_prune_is_pruned_with_its_stream(
         transaction = await other_writer.begin()
         progress = ev.ProgressReported(message="late", percent=0)
         await store.append("a-task", new(progress), 3, conn=other_writer)
-        live = asyncio.ensure_future(log.append("a-task", new(review, metadata=ANALYST), 3))
+        live = await live_append(log, "a-task", new(review, metadata=ANALYST), 3, one_statement)
         await until_blocked(engine, 1, live)
         prune = asyncio.ensure_future(prune_finished_tasks(engine, timedelta(0)))
         await until_blocked(engine, 2, prune)

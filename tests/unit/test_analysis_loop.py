@@ -20,6 +20,7 @@ from domain.errors import ConcurrencyConflict, TaskNotFound
 from domain.extraction import extract_entities
 from domain.log import EventMetadata, NewEvent, RecordedEvent
 from domain.planning import plan_tool_calls
+from domain.task import TaskState
 from infrastructure.event_store import AppendResult
 from infrastructure.memory_store import InMemoryEventStore, InMemoryTaskLog
 from infrastructure.settings import Settings, load_settings
@@ -209,11 +210,16 @@ async def test_a_pruned_task_stops_the_run() -> None:
         gone = False
 
         async def append(
-            self, task_id: str, events: Sequence[NewEvent], expected_version: int
+            self,
+            task_id: str,
+            events: Sequence[NewEvent],
+            expected_version: int,
+            *,
+            state: TaskState | None = None,
         ) -> AppendResult:
             if self.gone:
                 raise TaskNotFound(task_id)
-            return await super().append(task_id, events, expected_version)
+            return await super().append(task_id, events, expected_version, state=state)
 
     log = Pruned(InMemoryEventStore())
     task_id = await submitted(log)
@@ -238,14 +244,19 @@ async def test_a_call_whose_outcome_cannot_be_recorded_does_not_stop_the_others(
         refusing = True
 
         async def append(
-            self, task_id: str, events: Sequence[NewEvent], expected_version: int
+            self,
+            task_id: str,
+            events: Sequence[NewEvent],
+            expected_version: int,
+            *,
+            state: TaskState | None = None,
         ) -> AppendResult:
             if self.refusing and any(
                 isinstance(e.event, ev.ToolCallCompleted) and e.event.tool == "web_search"
                 for e in events
             ):
                 raise OSError("the log refused the event")
-            return await super().append(task_id, events, expected_version)
+            return await super().append(task_id, events, expected_version, state=state)
 
     log = LosesOneCompletion(InMemoryEventStore())
     task_id = await submitted(log)

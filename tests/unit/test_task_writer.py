@@ -23,7 +23,7 @@ class ConflictingLog:
         self.version, self.appends = version, 0
         self.store = self
 
-    async def append(self, task_id: str, events: Any, expected_version: int) -> Any:
+    async def append(self, task_id: str, events: Any, expected_version: int, **_: Any) -> Any:
         self.appends += 1
         await asyncio.sleep(0)  # as a real append would: else a writer that loops never yields
         raise ConcurrencyConflict(task_id, expected_version, self.version or None)

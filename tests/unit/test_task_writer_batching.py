@@ -13,6 +13,7 @@ import pytest
 
 from domain import events as ev
 from domain.log import EventMetadata, NewEvent, RecordedEvent
+from domain.task import TaskState
 from infrastructure.event_store import AppendResult
 from infrastructure.memory_store import InMemoryEventStore, InMemoryTaskLog
 from workers.task_writer import TaskWriter
@@ -30,14 +31,19 @@ class CountingLog(InMemoryTaskLog):
         self.refused: set[str] = set()
 
     async def append(
-        self, task_id: str, events: Sequence[NewEvent], expected_version: int
+        self,
+        task_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        state: TaskState | None = None,
     ) -> AppendResult:
         await asyncio.sleep(0.01)
         messages = {getattr(e.event, "message", None) for e in events}
         if messages & self.refused:
             raise OSError("the database refused the event")
         self.appends.append(len(events))
-        return await super().append(task_id, events, expected_version)
+        return await super().append(task_id, events, expected_version, state=state)
 
 
 def message(recorded: RecordedEvent) -> str:
