@@ -340,11 +340,13 @@ class EventStore:
 
     async def read_partition(
         self, after: LogCursor, partition: Partition, limit: int = 500, *, tolerant: bool = False
-    ) -> tuple[list[RecordedEvent], LogCursor]:
-        """`read_all`'s next `limit` events, of which those of `partition`'s streams; and the
-        cursor of the last event read, of any partition (`after` when there was none). Reading
-        on from that cursor moves past the other partitions' events even when none of this
-        one's come for a while, so neither this read nor the relay's probe rescans them."""
+    ) -> tuple[list[RecordedEvent], LogCursor, bool]:
+        """`read_all`'s next `limit` events, of which those of `partition`'s streams; the
+        cursor of the last event read, of any partition (`after` when there was none); and
+        whether the read was full (`limit` events of any partition: more may follow at once).
+        Reading on from that cursor moves past the other partitions' events even when none of
+        this one's come for a while, so neither this read nor the relay's probe rescans
+        them."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
         mine = PARTITION_OF_ROW
@@ -361,9 +363,10 @@ class EventStore:
             partition.index,
         )
         if not rows:
-            return [], after
+            return [], after, False
         last = LogCursor(int(rows[-1]["transaction_id"]), rows[-1]["global_position"])
-        return [_from_row(row, tolerant=tolerant) for row in rows if row["mine"]], last
+        events = [_from_row(row, tolerant=tolerant) for row in rows if row["mine"]]
+        return events, last, len(rows) == limit
 
     async def log_end(self) -> LogCursor:
         """The cursor of the last event `read_all` can return now: reading on from it returns

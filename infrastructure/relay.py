@@ -9,9 +9,11 @@ that long. A brief overlap (an old leader publishing its last batch) only causes
 which clients drop by `seq`.
 
 The checkpoint (LogCursor, table relay_checkpoints) is written after publishing, at most every
-`relay_checkpoint_s`: after a crash the relay re-publishes since the last checkpoint. Duplicates
-are fine; losses are not. The same statement stores the timeline entries of the events published
-since the last checkpoint (infrastructure/timeline.py), so they too are written at least once.
+`relay_checkpoint_s` (and when the relay stops or hands its partition over): after a crash the
+relay re-publishes since the last checkpoint. Duplicates are fine; losses are not. The same
+statement stores the timeline entries of the events published since the last checkpoint
+(infrastructure/timeline.py), so they too are written at least once, at most a checkpoint
+interval after their event is published.
 
 Wake-up. While events flow, the relay probes for new rows every `relay_poll_s` (5 ms) with one
 prepared query that reads the first log-order index entry past its cursor (~0.01 ms, see
@@ -21,7 +23,8 @@ waits for the log's doorbell, which writers ring after their commit (infrastruct
 and probes only every `relay_idle_probe_s` meanwhile, in case a ring was lost. A per-append
 NOTIFY would wake it as fast but serialises every committing writer on a cluster-wide lock.
 When the probe finds rows that read_all cannot return yet (an older transaction still
-running), the relay simply probes again.
+running), the relay simply probes again. A read shorter than the batch size returned all there
+was, so the relay goes back to probing rather than reading again to find nothing.
 
 Partitions (`SCAMTRAIL_RELAY_PARTITIONS`, infrastructure/relay_partitions.py): a `Relay`
 publishes one partition of the log (by default the whole of it), under that partition's lock and
@@ -37,7 +40,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import asyncpg
 import sqlalchemy as sa
@@ -132,6 +135,10 @@ class Share(Protocol):
     def must_release(self, relay: Relay) -> bool:
         """Whether `relay` should hand its partition over (the process holds too many)."""
         ...
+
+
+# Why the relay's wait for news ended.
+Woke = Literal["news", "checkpoint due", "stopped"]
 
 
 class _Stopped(Exception):
@@ -243,33 +250,38 @@ class Relay:
         cursor = saved = await self._load_checkpoint(conn)
         unsaved, saved_at = 0, time.monotonic()
         entries = PendingEntries()  # of the events published since the checkpoint
-        while not stop.is_set():
+        woke: Woke = "news"
+        while woke != "stopped" and not stop.is_set():
             if self._releasing():
-                if cursor != saved:
-                    await self._save(conn, cursor, unsaved, entries)
                 log.info("relay %s: handed over (the other relays take their share)", self._name)
-                return
-            batch, read_to = await self._read(cursor)
+                break
+            batch, read_to, full = await self._read(cursor)
             if batch:
                 await self._publish(batch, stop, entries)
                 unsaved += len(batch)
-            moved, cursor = read_to != cursor, read_to
-            if (
-                moved
-                and time.monotonic() - saved_at < settings.relay_checkpoint_s
-                and len(entries) < _MOST_PENDING_ENTRIES
-            ):
-                continue
-            if cursor != saved:
-                await self._save(conn, cursor, unsaved, entries)
-                saved, unsaved, saved_at = cursor, 0, time.monotonic()
-                entries = PendingEntries()
-            if moved:
-                self._news_at = time.monotonic()
-                continue
-            self.lag_seconds = 0.0
-            if not await self._wait_for_news(probe, cursor, stop):
-                return
+            if read_to != cursor:
+                cursor, self._news_at = read_to, time.monotonic()
+            while True:
+                if cursor != saved and (
+                    time.monotonic() >= saved_at + settings.relay_checkpoint_s
+                    or len(entries) >= _MOST_PENDING_ENTRIES
+                ):
+                    await self._save(conn, cursor, unsaved, entries)
+                    saved, unsaved, saved_at = cursor, 0, time.monotonic()
+                    entries = PendingEntries()
+                if full:
+                    break  # more is readable now
+                # Caught up with what was readable: wait for more, and for the checkpoint to
+                # fall due if something is unsaved.
+                self.lag_seconds = 0.0
+                due = saved_at + settings.relay_checkpoint_s if cursor != saved else None
+                woke = await self._wait_for_news(probe, cursor, stop, save_by=due)
+                if woke != "checkpoint due":
+                    break
+        if cursor != saved:
+            # Stopping, or handing over: the last checkpoint, so that the next relay does not
+            # publish again what this one did.
+            await self._save(conn, cursor, unsaved, entries)
 
     async def _save(
         self, conn: asyncpg.Connection, cursor: LogCursor, published: int, entries: PendingEntries
@@ -289,34 +301,46 @@ class Relay:
         rows = {row["name"]: row["log_cursor"] for row in await conn.fetch(_LOAD)}
         return starting_point(rows, self._settings.relay_name, self.partition)
 
-    async def _read(self, cursor: LogCursor) -> tuple[Sequence[RecordedEvent], LogCursor]:
-        """The next batch of this partition's events, and how far the log was read."""
+    async def _read(self, cursor: LogCursor) -> tuple[Sequence[RecordedEvent], LogCursor, bool]:
+        """The next batch of this partition's events, how far the log was read, and whether the
+        read was full (more may be readable at once; else it read all there was)."""
         limit = self._settings.relay_batch_size
         if self.partition.whole_log:
             batch = await self._store.read_all(cursor, limit=limit, tolerant=True)
-            return batch, batch[-1].cursor if batch else cursor
+            return batch, batch[-1].cursor if batch else cursor, len(batch) == limit
         return await self._store.read_partition(cursor, self.partition, limit, tolerant=True)
 
     def _releasing(self) -> bool:
         return self._share is not None and self._share.must_release(self)
 
     async def _wait_for_news(
-        self, probe: asyncpg.prepared_stmt.PreparedStatement, cursor: LogCursor, stop: asyncio.Event
-    ) -> bool:
-        """Until the log has something past `cursor` (True) or `stop` is set (False): probe
-        every `relay_poll_s` while warm, else wait for the doorbell (see the module docstring)."""
+        self,
+        probe: asyncpg.prepared_stmt.PreparedStatement,
+        cursor: LogCursor,
+        stop: asyncio.Event,
+        *,
+        save_by: float | None = None,
+    ) -> Woke:
+        """Until the log has something past `cursor` ("news"), the checkpoint falls due at
+        `save_by` (monotonic time), or `stop` is set. Probes every `relay_poll_s` while warm,
+        else waits for the doorbell (see the module docstring). It starts with a pause, not a
+        probe: the read before it returned everything readable, so a probe at once would mostly
+        find nothing, a round trip spent for it."""
         settings = self._settings
-        while not await self._has_news(probe, cursor):
+        while True:
             if self._releasing():
-                return True  # back to the loop, which hands the partition over
+                return "news"  # back to the loop, which hands the partition over
+            if save_by is not None and time.monotonic() >= save_by:
+                return "checkpoint due"
             if time.monotonic() - self._news_at < settings.relay_warm_s:
                 if await sleep_unless(stop, settings.relay_poll_s):
-                    return False
+                    return "stopped"
             elif await self._doorbell_or_stop(stop):
                 self._news_at = time.monotonic()  # rung: stay warm until the event is readable
             elif stop.is_set():
-                return False
-        return True
+                return "stopped"
+            if await self._has_news(probe, cursor):
+                return "news"
 
     async def _doorbell_or_stop(self, stop: asyncio.Event) -> bool:
         """Whether the doorbell rang within `relay_idle_probe_s`; returns early if `stop` is set."""

@@ -5,6 +5,7 @@ after its commit; a lost ring costs one idle-probe interval, never an event."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -15,7 +16,7 @@ from infrastructure.relay import Relay
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from tests.factories import progress, submitted
-from tests.integration.test_relay import Listener, relay_settings, running
+from tests.integration.test_relay import Listener, checkpoint, relay_settings, running
 from tests.waiting import eventually, stays_quiet
 
 pytestmark = pytest.mark.integration
@@ -104,3 +105,83 @@ async def test_a_quiet_relay_stops_at_once(
         await cold(relay)
         stop.set()
         await eventually(lambda: not relay.active, within=5, what="the relay to stop")
+
+
+class CountedReads(EventStore):
+    """The relay's reads of the log, counted."""
+
+    reads = 0
+
+    async def read_all(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await super().read_all(*args, **kwargs)
+
+
+async def test_a_relay_that_read_all_there_was_reads_again_only_when_a_probe_finds_more(
+    store: EventStore, redis: Redis, settings: Settings
+) -> None:
+    """A batch shorter than the relay's batch size is everything readable at that moment: the
+    relay goes back to probing (a few µs on an index) instead of reading the log once more to
+    find it empty, a round trip per batch that each small batch paid."""
+    warm = idle_settings(settings, relay_warm_s=30.0, relay_checkpoint_s=0.05)
+    listener = listener_for(redis, warm)
+    await listener.start()
+    counted = CountedReads(store.engine)
+    relay = Relay(warm, counted, redis)
+    tasks = TaskLog(store, Doorbell(warm, redis))
+    try:
+        async with running(relay):
+            await eventually(lambda: counted.reads > 0, within=10, what="the relay's first read")
+            for version in range(3):
+                reads, probes = counted.reads, relay.probes
+                events = [submitted()] if version == 0 else [progress(10 * version)]
+                await tasks.append(f"{listener.prefix}c", events, version)
+                await listener.wait_for(version + 1)
+                # Warm: it probes every 5 ms. Twenty probes later it has not read again.
+                await eventually(lambda p=probes: relay.probes > p + 20, within=10)  # type: ignore[misc]
+                assert counted.reads == reads + 1, "one read for the event, none to find nothing"
+        assert await checkpoint(store) is not None
+    finally:
+        await listener.stop()
+
+
+async def test_the_checkpoint_is_saved_when_due_with_no_event_after_it(
+    store: EventStore, redis: Redis, settings: Settings
+) -> None:
+    """Saved within `relay_checkpoint_s` of the batch while nothing more comes: the relay's
+    wait for news ends when the checkpoint falls due."""
+    warm = idle_settings(settings, relay_warm_s=30.0, relay_checkpoint_s=0.3)
+    relay = Relay(warm, store, redis)
+    tasks = TaskLog(store, Doorbell(warm, redis))
+    async with running(relay):
+        await eventually(lambda: relay.active, within=10, what="the relay to take the lock")
+        await tasks.append(f"checkpoint-{uuid.uuid4().hex[:8]}", [submitted()], 0)
+        await eventually(lambda: relay.published == 1, within=10, what="the event published")
+        saved = await checkpoint(store)
+        assert saved is None or saved[1] == 0, "not saved at once: it was not due"
+
+        async def saved_now() -> bool:
+            row = await checkpoint(store)
+            return row is not None and row[1] == 1
+
+        await eventually(saved_now, within=5, what="the checkpoint saved once due")
+
+
+async def test_a_relay_stopped_before_its_checkpoint_was_due_saves_it_on_the_way_out(
+    store: EventStore, redis: Redis, settings: Settings
+) -> None:
+    """Its successor starts from where it stopped, not from the checkpoint before, publishing
+    nothing twice."""
+    warm = idle_settings(settings, relay_warm_s=30.0, relay_checkpoint_s=NEVER_S)
+    relay = Relay(warm, store, redis)
+    tasks = TaskLog(store, Doorbell(warm, redis))
+    async with running(relay) as stop:
+        await eventually(lambda: relay.active, within=10, what="the relay to take the lock")
+        await tasks.append(f"checkpoint-{uuid.uuid4().hex[:8]}", [submitted()], 0)
+        await eventually(lambda: relay.published == 1, within=10, what="the event published")
+        saved = await checkpoint(store)
+        assert saved is None or saved[1] == 0, "not due for a minute"
+        stop.set()
+        await eventually(lambda: not relay.active, within=5, what="the relay to stop")
+    saved = await checkpoint(store)
+    assert saved is not None and saved[1] == 1

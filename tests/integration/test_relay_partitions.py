@@ -39,7 +39,7 @@ async def read_whole(store: EventStore, partition: Partition) -> tuple[list[Reco
     cursor, reads = LOG_START, 0
     found: list[RecordedEvent] = []
     while True:
-        batch, cursor_after = await store.read_partition(cursor, partition, limit=7)
+        batch, cursor_after, _ = await store.read_partition(cursor, partition, limit=7)
         reads += 1
         if cursor_after == cursor:
             return found, reads
