@@ -47,8 +47,9 @@ class Limits(Protocol):
 
 @dataclass(frozen=True)
 class Record:
-    """Append `event`, as decided. With `check_cancelled`, read the log first: a step that
-    ends a phase of the analysis (its checks, its reasoning) is not taken for a cancelled task."""
+    """Append `event`, as decided. With `check_cancelled`, only if nothing was appended since
+    the state it was decided on: a step that ends a phase of the analysis (its checks, its
+    reasoning) is not taken for a task cancelled, or moved on by another run, meanwhile."""
 
     event: ev.DomainEvent
     check_cancelled: bool = False

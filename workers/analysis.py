@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from domain import events as ev
 from domain.decider import (
@@ -32,6 +33,20 @@ from workers.tool_calls import make_attempt
 log = logging.getLogger(__name__)
 
 Reasoner = Callable[[Sequence[RecordedEvent]], Awaitable[ev.VerdictReached]]
+
+# Extraction and the rules are CPU work (extraction up to ~0.2 s for 64 KB): past these sizes
+# they run in a thread, so the loop that other analyses share keeps serving meanwhile. Below,
+# they take a millisecond or two, little more than handing them to a thread and back costs.
+_INLINE_CHARS = 500
+_INLINE_EVENTS = 40
+
+_T = TypeVar("_T")
+
+
+async def _cpu_bound(in_a_thread: bool, work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    if in_a_thread:
+        return await asyncio.to_thread(work, *args, **kwargs)
+    return work(*args, **kwargs)
 
 
 @dataclass
@@ -110,30 +125,43 @@ class AnalysisRun:
         return True
 
     async def _perform(self, action: Action) -> None:
-        if action.check_cancelled and await self.writer.check_cancelled():
-            return  # others appended meanwhile: decide again on what they wrote
         match action:
+            case Record(event=event, check_cancelled=True):
+                # Not taken if others appended meanwhile: decide again on what they wrote.
+                if await self.writer.append_unless_overtaken(event):
+                    self._recorded(event)
             case Record(event=event):
                 await self.writer.append(event)
-                if isinstance(event, ev.AnalysisStarted):
-                    self.run = event.run
-                elif isinstance(event, ev.TaskFailed):
-                    log.error("analysis of %s failed: %s", self.writer.task_id, event.error)
+                self._recorded(event)
             case ExtractEntities(content=content, kind=kind, default_region=region):
-                # CPU-bound (up to ~0.2 s for 64 KB): in a thread, so the loop that the api,
-                # relay and other analyses share keeps serving while one message is read.
-                entities = await asyncio.to_thread(
-                    extract_entities, content, kind, default_region=region
+                entities = await _cpu_bound(
+                    len(content) > _INLINE_CHARS,
+                    extract_entities,
+                    content,
+                    kind,
+                    default_region=region,
                 )
                 await self.writer.append(ev.EntitiesExtracted(entities=entities))
             case ReachVerdict():
-                await self.writer.append(*concluded(await self._verdict()))
+                # A model's answer costs far more than reading the log: not asked for a task
+                # that was cancelled meanwhile. The rules cost less than that read, and the
+                # append below is not taken for such a task anyway.
+                if self.agent.reasoner is not None and await self.writer.check_cancelled():
+                    return
+                await self.writer.append_unless_overtaken(*concluded(await self._verdict()))
+
+    def _recorded(self, event: ev.DomainEvent) -> None:
+        if isinstance(event, ev.AnalysisStarted):
+            self.run = event.run
+        elif isinstance(event, ev.TaskFailed):
+            log.error("analysis of %s failed: %s", self.writer.task_id, event.error)
 
     async def _verdict(self) -> ev.VerdictReached:
         if self.agent.reasoner is not None:
             return await self.agent.reasoner(self.writer.stream)
-        # The rule-based reasoner is CPU work over the whole stream: a thread, as above.
-        return await asyncio.to_thread(reason, list(self.writer.stream))
+        # The rule-based reasoner is CPU work over the whole stream: a thread for a long one.
+        stream = list(self.writer.stream)
+        return await _cpu_bound(len(stream) > _INLINE_EVENTS, reason, stream)
 
     def _start_calls(self, actions: list[Action]) -> None:
         room = self.agent.settings.tool_concurrency - len(self.calls)

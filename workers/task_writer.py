@@ -153,6 +153,28 @@ class TaskWriter:
             self._seen(result.recorded)
             return list(result.recorded)
 
+    async def append_unless_overtaken(self, *events: ev.DomainEvent) -> bool:
+        """Append `events` only if nothing was appended since this writer's version: True when
+        they were. Otherwise read what others appended (raising `TaskWasCancelled` if it ended
+        the task) and return False, so the caller decides again on what they wrote. It costs
+        nothing when no one else wrote, where reading the stream first would cost a round
+        trip on every step; the conflict of the append itself says that someone did.
+
+        For a step taken alone (not beside tool calls, whose appends are written together)."""
+        batch = [NewEvent(e, self._metadata, uuid.uuid4()) for e in events]
+        async with self._lock:
+            try:
+                result = await self._log.append(self.task_id, batch, self.version, state=self.state)
+            except TaskNotFound:
+                raise TaskGone(f"task {self.task_id} is gone (pruned)") from None
+            except ConcurrencyConflict:
+                if await self._catch_up():
+                    return False
+                await self._write(batch)  # nothing new to read: the usual retries
+                return True
+            self._seen(result.recorded)
+            return True
+
     async def check_cancelled(self) -> bool:
         """Read events appended by others; raise `TaskWasCancelled` if one of them ended the
         task. Whether there was anything new."""

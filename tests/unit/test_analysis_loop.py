@@ -293,3 +293,78 @@ async def test_the_llm_reasoner_decides_when_configured() -> None:
     state = await log.task(task_id)
     assert state is not None and (state.verdict, state.percent) == ("suspicious", 100)
     assert seen and seen[0] > len(PLAN), "it reasoned on the whole stream"
+
+
+class CountedReads(InMemoryEventStore):
+    reads = 0
+
+    async def read_stream(self, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
+        self.reads += 1
+        return await super().read_stream(*args, **kwargs)
+
+
+async def test_a_run_no_one_else_writes_to_reads_the_stream_once() -> None:
+    """Its steps learn that someone else wrote from their own append's conflict, not from a
+    read before each of them."""
+    store = CountedReads()
+    log = InMemoryTaskLog(store)
+    task_id = await submitted(log)
+    assert await run_analysis(Agent(log, tools(), settings()), task_id) == "completed"
+    assert store.reads == 1
+
+
+async def test_a_cancellation_just_before_the_verdict_leaves_no_verdict() -> None:
+    """The last call's outcome is recorded, then the task is cancelled before the verdict's
+    append: the verdict is not recorded, and the run ends as cancelled."""
+
+    class CancelsAfterTheLastCompletion(InMemoryTaskLog):
+        async def append(
+            self,
+            task_id: str,
+            events: Sequence[NewEvent],
+            expected_version: int,
+            *,
+            state: TaskState | None = None,
+        ) -> AppendResult:
+            result = await super().append(task_id, events, expected_version, state=state)
+            stream = await self.store.read_stream(task_id)
+            calls = of_type(stream, ev.ToolCallCompleted)
+            if len(calls) == len(PLAN) and not of_type(stream, ev.TaskCancelled):
+                cancel = NewEvent(ev.TaskCancelled(reason="withdrawn"), SUBMITTER)
+                await super().append(task_id, [cancel], stream[-1].version)
+            return result
+
+    log = CancelsAfterTheLastCompletion(InMemoryEventStore())
+    task_id = await submitted(log)
+    assert await run_analysis(Agent(log, tools(), settings()), task_id) == "cancelled"
+    stream = await log.store.read_stream(task_id)
+    assert stream[-1].type == "TaskCancelled"
+    assert not of_type(stream, ev.VerdictReached)
+
+
+async def test_a_step_another_run_took_meanwhile_is_not_taken_twice() -> None:
+    """Another run announces the checks between this run's decision and its append: this run
+    reads that announcement and decides again, instead of announcing them a second time."""
+
+    class AnotherRunAnnounces(InMemoryTaskLog):
+        async def append(
+            self,
+            task_id: str,
+            events: Sequence[NewEvent],
+            expected_version: int,
+            *,
+            state: TaskState | None = None,
+        ) -> AppendResult:
+            if any(isinstance(e.event, ev.ProgressReported) for e in events):
+                stream = await self.store.read_stream(task_id)
+                if not of_type(stream, ev.ProgressReported):
+                    other = EventMetadata(tenant="acme", actor="worker")
+                    theirs = [NewEvent(e.event, other) for e in events]
+                    await super().append(task_id, theirs, expected_version)
+            return await super().append(task_id, events, expected_version, state=state)
+
+    log = AnotherRunAnnounces(InMemoryEventStore())
+    task_id = await submitted(log)
+    assert await run_analysis(Agent(log, tools(), settings()), task_id) == "completed"
+    stream = await log.store.read_stream(task_id)
+    assert len(of_type(stream, ev.ProgressReported)) == 1
