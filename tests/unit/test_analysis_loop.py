@@ -65,6 +65,34 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(**{"tool_timeout_s": 0.05, "tool_retry_backoff_s": 0.0, **overrides})
 
 
+class Intercepted(InMemoryTaskLog):
+    """The in-memory log with a hook before each append (`before`, which may raise or write
+    first) and after it (`after`)."""
+
+    async def append(
+        self,
+        task_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        state: TaskState | None = None,
+    ) -> AppendResult:
+        await self.before(task_id, events, expected_version)
+        result = await super().append(task_id, events, expected_version, state=state)
+        await self.after(task_id)
+        return result
+
+    async def before(self, task_id: str, events: Sequence[NewEvent], expected: int) -> None:
+        pass
+
+    async def after(self, task_id: str) -> None:
+        pass
+
+    async def write(self, task_id: str, events: list[NewEvent], expected: int) -> None:
+        """Someone else's append, past the hooks."""
+        await InMemoryTaskLog.append(self, task_id, events, expected)
+
+
 async def submitted(log: InMemoryTaskLog, *events: ev.DomainEvent) -> str:
     task_id = f"task-{uuid.uuid4()}"
     batch = [ev.TaskSubmitted(content=CONTENT, kind="sms"), *events]
@@ -206,20 +234,12 @@ async def test_a_cancellation_stops_the_run_and_the_calls_under_way() -> None:
 
 
 async def test_a_pruned_task_stops_the_run() -> None:
-    class Pruned(InMemoryTaskLog):
+    class Pruned(Intercepted):
         gone = False
 
-        async def append(
-            self,
-            task_id: str,
-            events: Sequence[NewEvent],
-            expected_version: int,
-            *,
-            state: TaskState | None = None,
-        ) -> AppendResult:
+        async def before(self, task_id: str, events: Sequence[NewEvent], expected: int) -> None:
             if self.gone:
                 raise TaskNotFound(task_id)
-            return await super().append(task_id, events, expected_version, state=state)
 
     log = Pruned(InMemoryEventStore())
     task_id = await submitted(log)
@@ -237,26 +257,18 @@ async def test_a_pruned_task_stops_the_run() -> None:
 
 
 async def test_a_call_whose_outcome_cannot_be_recorded_does_not_stop_the_others() -> None:
-    class LosesOneCompletion(InMemoryTaskLog):
+    class LosesOneCompletion(Intercepted):
         """Refuses web_search's completion, alone or with other calls' events, while
         `refusing`."""
 
         refusing = True
 
-        async def append(
-            self,
-            task_id: str,
-            events: Sequence[NewEvent],
-            expected_version: int,
-            *,
-            state: TaskState | None = None,
-        ) -> AppendResult:
+        async def before(self, task_id: str, events: Sequence[NewEvent], expected: int) -> None:
             if self.refusing and any(
                 isinstance(e.event, ev.ToolCallCompleted) and e.event.tool == "web_search"
                 for e in events
             ):
                 raise OSError("the log refused the event")
-            return await super().append(task_id, events, expected_version, state=state)
 
     log = LosesOneCompletion(InMemoryEventStore())
     task_id = await submitted(log)
@@ -317,22 +329,13 @@ async def test_a_cancellation_just_before_the_verdict_leaves_no_verdict() -> Non
     """The last call's outcome is recorded, then the task is cancelled before the verdict's
     append: the verdict is not recorded, and the run ends as cancelled."""
 
-    class CancelsAfterTheLastCompletion(InMemoryTaskLog):
-        async def append(
-            self,
-            task_id: str,
-            events: Sequence[NewEvent],
-            expected_version: int,
-            *,
-            state: TaskState | None = None,
-        ) -> AppendResult:
-            result = await super().append(task_id, events, expected_version, state=state)
+    class CancelsAfterTheLastCompletion(Intercepted):
+        async def after(self, task_id: str) -> None:
             stream = await self.store.read_stream(task_id)
             calls = of_type(stream, ev.ToolCallCompleted)
             if len(calls) == len(PLAN) and not of_type(stream, ev.TaskCancelled):
                 cancel = NewEvent(ev.TaskCancelled(reason="withdrawn"), SUBMITTER)
-                await super().append(task_id, [cancel], stream[-1].version)
-            return result
+                await self.write(task_id, [cancel], stream[-1].version)
 
     log = CancelsAfterTheLastCompletion(InMemoryEventStore())
     task_id = await submitted(log)
@@ -346,22 +349,13 @@ async def test_a_step_another_run_took_meanwhile_is_not_taken_twice() -> None:
     """Another run announces the checks between this run's decision and its append: this run
     reads that announcement and decides again, instead of announcing them a second time."""
 
-    class AnotherRunAnnounces(InMemoryTaskLog):
-        async def append(
-            self,
-            task_id: str,
-            events: Sequence[NewEvent],
-            expected_version: int,
-            *,
-            state: TaskState | None = None,
-        ) -> AppendResult:
+    class AnotherRunAnnounces(Intercepted):
+        async def before(self, task_id: str, events: Sequence[NewEvent], expected: int) -> None:
             if any(isinstance(e.event, ev.ProgressReported) for e in events):
                 stream = await self.store.read_stream(task_id)
                 if not of_type(stream, ev.ProgressReported):
                     other = EventMetadata(tenant="acme", actor="worker")
-                    theirs = [NewEvent(e.event, other) for e in events]
-                    await super().append(task_id, theirs, expected_version)
-            return await super().append(task_id, events, expected_version, state=state)
+                    await self.write(task_id, [NewEvent(e.event, other) for e in events], expected)
 
     log = AnotherRunAnnounces(InMemoryEventStore())
     task_id = await submitted(log)
