@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain import events as ev
+from domain.log import RecordedEvent
 from domain.planning import PlannedCall, plan_tool_calls
-from domain.task import Call, TaskState
+from domain.task import Call, TaskState, evolve
 from domain.tools import RemoteTool
 
 # Where the task stands once its checks are announced: extraction done, tools about to run.
@@ -139,6 +140,19 @@ def next_actions(state: TaskState, settings: Limits, run: int | None = None) -> 
         failed = ev.TaskFailed(error=NO_EVIDENCE, step="reasoning", percent=state.percent)
         return [Record(failed, check_cancelled=True)]
     return [ReachVerdict()]
+
+
+def decided_after(
+    state: TaskState, recorded: RecordedEvent, settings: Limits, run: int | None
+) -> Record | None:
+    """The `Record` that `next_actions` will give once `recorded` is in the stream, when that
+    is all it will give: the worker may append both together, one round trip where there
+    would be two with nothing done in between (the checks announced with the entities they
+    check). None when the next step is work, or tool calls."""
+    actions = next_actions(evolve(state, recorded), settings, run)
+    if len(actions) == 1 and isinstance(actions[0], Record):
+        return actions[0]
+    return None
 
 
 def unsettled_calls(state: TaskState, remote_tools: Sequence[RemoteTool] = ()) -> list[PlannedCall]:

@@ -18,6 +18,7 @@ from domain.decider import (
     ReachVerdict,
     Record,
     concluded,
+    decided_after,
     next_actions,
 )
 from domain.extraction import extract_entities
@@ -141,7 +142,13 @@ class AnalysisRun:
                     kind,
                     default_region=region,
                 )
-                await self.writer.append(ev.EntitiesExtracted(entities=entities))
+                extracted = ev.EntitiesExtracted(entities=entities)
+                settings, writer = self.agent.settings, self.writer
+                then = decided_after(writer.state, writer.as_next(extracted), settings, self.run)
+                if then is None:
+                    await writer.append(extracted)
+                elif await writer.append_unless_overtaken(extracted, then.event):
+                    self._recorded(then.event)
             case ReachVerdict():
                 # A model's answer costs far more than reading the log: not asked for a task
                 # that was cancelled meanwhile. The rules cost less than that read, and the

@@ -9,10 +9,11 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from domain import events as ev
 from domain.errors import ConcurrencyConflict, TaskNotFound
-from domain.log import EventMetadata, NewEvent, RecordedEvent
+from domain.log import LOG_START, EventMetadata, NewEvent, RecordedEvent
 from domain.task import TERMINAL_EVENTS, TaskState, evolve, fold
 from infrastructure.event_log import TaskStreams
 
@@ -78,6 +79,14 @@ class TaskWriter:
     @property
     def version(self) -> int:
         return self.stream[-1].version
+
+    def as_next(self, event: ev.DomainEvent) -> RecordedEvent:
+        """`event` as it would be recorded next, for deciding ahead (`decided_after`): the
+        version it would take; no position or time yet."""
+        return RecordedEvent(
+            self.task_id, self.version + 1, 0, LOG_START, uuid.uuid4(),
+            datetime.now(UTC), self._metadata, event,
+        )  # fmt: skip
 
     async def append(self, *events: ev.DomainEvent) -> list[RecordedEvent]:
         """Append after everything seen so far; on a conflict, read what others appended and

@@ -362,3 +362,24 @@ async def test_a_step_another_run_took_meanwhile_is_not_taken_twice() -> None:
     assert await run_analysis(Agent(log, tools(), settings()), task_id) == "completed"
     stream = await log.store.read_stream(task_id)
     assert len(of_type(stream, ev.ProgressReported)) == 1
+
+
+async def test_the_checks_are_announced_in_the_append_that_records_the_entities() -> None:
+    """Nothing is done between the two: one append, not two."""
+
+    class Batches(Intercepted):
+        def __init__(self) -> None:
+            super().__init__(InMemoryEventStore())
+            self.batches: list[list[str]] = []
+
+        async def before(self, task_id: str, events: Sequence[NewEvent], expected: int) -> None:
+            self.batches.append([e.type for e in events])
+
+    log = Batches()
+    task_id = await submitted(log)
+    assert await run_analysis(Agent(log, tools(), settings()), task_id) == "completed"
+    assert ["EntitiesExtracted", "ProgressReported"] in log.batches
+    stream = await log.store.read_stream(task_id)
+    assert [r.type for r in stream][:4] == [
+        "TaskSubmitted", "AnalysisStarted", "EntitiesExtracted", "ProgressReported",
+    ]  # fmt: skip
