@@ -16,7 +16,6 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-import asyncpg
 import idna
 import phonenumbers
 import sqlalchemy as sa
@@ -266,28 +265,17 @@ _SEARCH_WORDS = sa.text(
         snippet=_HEADLINE,
     )
 )
-# A report's words as exact lexemes, each reversed: lower-cased, split on anything but letters,
-# digits and `@.+_-`, a final dot (a sentence's end) dropped, so a domain, an address and an
-# E.164 number are one word each; then once more with `@` a separator (an address's domain is a
-# word) and a number's digits joined across spaces, brackets, dots and hyphens ("(833) 555-0164"
-# is also "8335550164"). Reversed, every subdomain of a domain is one prefix ("pay.x.top" is
-# "pot.x.yap", under "pot.x."). Runs of 254 characters or more (longer than any host) are left
-# out, as a lexeme's size is bounded. Migration 0008 indexes this very expression: change both.
-_TEXT = "lower(r.title || ' ' || r.url || ' ' || r.body)"
-_NAMES = (
-    "array_to_tsvector(array_remove(regexp_split_to_array(reverse(regexp_replace("
-    rf"regexp_replace({_TEXT}, '\.(?!\w)', ' ', 'g') || ' ' || regexp_replace("
-    rf"regexp_replace({_TEXT}, '\.(?!\w)|@', ' ', 'g'), '(\d)[\s().-]+(?=\d)', '\1', 'g'),"
-    " '[[:alnum:]@.+_-]{254,}', ' ', 'g')), '[^[:alnum:]@.+_-]+'), ''))"
-)
+# A report's words as exact lexemes, each reversed, are its `names` column (migration 0012 says
+# how they are computed): a domain, an address and a phone number (also with its digits joined)
+# are one word each, and every subdomain of a domain is one prefix ("pay.x.top" is "pot.x.yap").
 # A report names a searched entity if one of its words is a form the entity is written in; a
 # short body is its own snippet, so whoever reads the result sees where the report names it.
 _SEARCH_NAMES = sa.text(
     _SEARCH.format(
         tsquery="CAST(:names AS tsquery)",
         any_word=_ANY_WORD,
-        rank=f"ts_rank({_NAMES}, q.q)",
-        document=_NAMES,
+        rank="ts_rank(r.names, q.q)",
+        document="r.names",
         snippet=f"CASE WHEN length(r.body) <= :whole_body THEN r.body ELSE {_HEADLINE} END",
     )
 )
@@ -362,26 +350,13 @@ class IndicatorRepository:
         else:
             return []
         args = statement.args({**params, "limit": limit})
-        if statement is _RAW_SEARCH_NAMES:
-            rows = await self._search_names(statement.sql, args)
-        else:
-            rows = await raw_sql.fetch(self._engine, statement.sql, *args)
+        rows = await raw_sql.fetch(self._engine, statement.sql, *args)
         return [
             ReportHit(
                 row["title"], row["url"], row["snippet"], float(row["score"]), row["published"]
             )
             for row in rows
         ]
-
-    async def _search_names(self, sql: str, args: list[Any]) -> list[asyncpg.Record]:
-        """The names search, told to use its index. The planner cannot see that the indexed
-        expression (regular expressions over each report) costs about 0.3 ms a row, so on a
-        table of a few hundred reports it prefers computing it for every one (65 ms for the
-        seed's 240) to the index (under 20 ms); it would switch only past a few thousand."""
-        async with raw_sql.pooled(self._engine) as conn, conn.transaction():
-            await conn.execute("SET LOCAL enable_seqscan = off")
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-        return rows
 
     async def counts(self) -> dict[str, int]:
         """Indicators per kind, their total, and the number of reports."""

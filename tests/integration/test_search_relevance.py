@@ -19,7 +19,6 @@ from infrastructure.indicators import _SEARCH_NAMES, IndicatorRepository
 from infrastructure.seed import load_seed
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
-from tests.waiting import eventually
 from workers.analysis import Agent, run_analysis
 from workers.toolbox import build_toolbox
 
@@ -119,8 +118,9 @@ async def add_report(store: EventStore, title: str, body: str) -> None:
         )
 
 
-async def test_the_search_for_names_reads_the_index_of_migration_0008(store: EventStore) -> None:
-    # The index is on the expression the search computes: if the two drift apart, this fails.
+async def test_the_search_for_names_can_read_the_index_of_its_column(store: EventStore) -> None:
+    """The index of migration 0012 is on the column the search reads: on a table large enough
+    for it (here: sequential scans off), the planner reads it."""
     async with store.engine.begin() as conn:
         await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = await conn.execute(
@@ -130,25 +130,18 @@ async def test_the_search_for_names_reads_the_index_of_migration_0008(store: Eve
         assert "scam_reports_names_idx" in "\n".join(row[0] for row in plan)
 
 
-async def test_a_search_for_names_reads_the_index_even_on_a_small_table(store: EventStore) -> None:
-    """On the seed's few hundred reports the planner would rather compute the indexed
-    expression for every report (about 0.3 ms each) than read the index: the search must read
-    the index all the same. Counted by PostgreSQL's own statistics of the index."""
+async def test_a_search_for_names_computes_no_report_s_words(store: EventStore) -> None:
+    """The words are stored with each report: whichever path the planner takes on the seed's
+    few hundred reports, the search computes no regular expression over a report (about 0.1 ms
+    each, 28 ms for the seed's reports), and it is one statement."""
     await load_seed(store.engine)
+    async with store.engine.connect() as conn:
+        plan = await conn.execute(
+            sa.text(f"EXPLAIN VERBOSE {_SEARCH_NAMES.text}"),
+            {"names": "'pot.lhd-lecrap'", "words": "parcel-dhl.top", "limit": 5,
+             "whole_body": 500},
+        )  # fmt: skip
+        assert "regexp_replace" not in "\n".join(row[0] for row in plan)
     repo = IndicatorRepository(store.engine)
-
-    async def index_scans() -> int:
-        async with store.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-            scans = await conn.scalar(
-                sa.text(
-                    "SELECT idx_scan FROM pg_stat_user_indexes"
-                    " WHERE indexrelname = 'scam_reports_names_idx'"
-                )
-            )
-            return int(scans or 0)
-
-    before = await index_scans()
-    await repo.search_reports("", 5, names=[Searched("domain", "ezpass-tolls.top")])
-    await eventually(index_scans, until=lambda scans: scans > before, within=5,
-                     what="a scan of scam_reports_names_idx")  # fmt: skip
+    hits = await repo.search_reports("", 5, names=[Searched("domain", "parcel-dhl.top")])
+    assert hits, "the seed reports name it"
