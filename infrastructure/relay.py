@@ -24,7 +24,8 @@ and probes only every `relay_idle_probe_s` meanwhile, in case a ring was lost. A
 NOTIFY would wake it as fast but serialises every committing writer on a cluster-wide lock.
 When the probe finds rows that read_all cannot return yet (an older transaction still
 running), the relay simply probes again. A read shorter than the batch size returned all there
-was, so the relay goes back to probing rather than reading again to find nothing.
+was, so the relay pauses before it reads again; while events flow it reads after each pause
+without probing first, and once a read finds nothing it goes back to probing.
 
 Partitions (`SCAMTRAIL_RELAY_PARTITIONS`, infrastructure/relay_partitions.py): a `Relay`
 publishes one partition of the log (by default the whole of it), under that partition's lock and
@@ -275,7 +276,9 @@ class Relay:
                 # fall due if something is unsaved.
                 self.lag_seconds = 0.0
                 due = saved_at + settings.relay_checkpoint_s if cursor != saved else None
-                woke = await self._wait_for_news(probe, cursor, stop, save_by=due)
+                woke = await self._wait_for_news(
+                    probe, cursor, stop, save_by=due, flowing=bool(batch)
+                )
                 if woke != "checkpoint due":
                     break
         if cursor != saved:
@@ -320,13 +323,20 @@ class Relay:
         stop: asyncio.Event,
         *,
         save_by: float | None = None,
+        flowing: bool = False,
     ) -> Woke:
         """Until the log has something past `cursor` ("news"), the checkpoint falls due at
         `save_by` (monotonic time), or `stop` is set. Probes every `relay_poll_s` while warm,
         else waits for the doorbell (see the module docstring). It starts with a pause, not a
         probe: the read before it returned everything readable, so a probe at once would mostly
-        find nothing, a round trip spent for it."""
+        find nothing, a round trip spent for it. With `flowing` (the read before found events)
+        it reads again after that pause without probing first: while events flow, a probe
+        mostly finds some, and the read that follows is a round trip the probe did not save."""
         settings = self._settings
+        if flowing and time.monotonic() - self._news_at < settings.relay_warm_s:
+            if await sleep_unless(stop, settings.relay_poll_s):
+                return "stopped"
+            return "news"
         while True:
             if self._releasing():
                 return "news"  # back to the loop, which hands the partition over

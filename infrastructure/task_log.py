@@ -47,14 +47,13 @@ _IN_ONE_NEW = f"""
 # row as a rebuild or a prune that held it committed it, although the statement's snapshot is
 # older; so the guard reads the row through the lock, not through the snapshot. The UPDATE then
 # writes the caller's fold, which is the log's, into the row it holds.
+_AT_EXPECTED_VERSION = (
+    "(SELECT version FROM task_row) = $2::integer"
+    " AND EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $2::integer)"
+)
 _IN_ONE = f"""
     WITH task_row AS (SELECT version FROM task_projection WHERE task_id = $1 FOR UPDATE),
-    appended AS ({
-    insert_events_sql(
-        "(SELECT version FROM task_row) = $2::integer"
-        " AND EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $2::integer)"
-    )
-}),
+    appended AS ({insert_events_sql(_AT_EXPECTED_VERSION)}),
     projected AS ({projections.write_beside_sql(8, new_task=False, appended="appended")})
     {_APPENDED_ROWS}
 """
@@ -127,10 +126,11 @@ class TaskLog:
         self, task_id: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
         """One transaction on a plain asyncpg connection: lock the task's row, insert the
-        events, write the row. Four round trips and no savepoint: when nothing is inserted (a
-        conflict, or a retry of stored events) the transaction is abandoned and the store says
-        which, outside it. A connection lost on the way is dropped and the whole transaction
-        tried once more: the event ids make a second try of a committed append a no-op."""
+        events, write the row. Five round trips (BEGIN and COMMIT included) and no savepoint:
+        when nothing is inserted (a conflict, or a retry of stored events) the transaction is
+        abandoned and the store says which, outside it. A connection lost on the way is dropped
+        and the whole transaction tried once more: the event ids make a second try of a
+        committed append a no-op."""
         for attempt in (1, 2):
             try:
                 return await self._append_once(task_id, events, expected_version)

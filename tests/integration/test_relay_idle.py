@@ -117,12 +117,13 @@ class CountedReads(EventStore):
         return await super().read_all(*args, **kwargs)
 
 
-async def test_a_relay_that_read_all_there_was_reads_again_only_when_a_probe_finds_more(
+async def test_a_relay_reads_while_events_flow_and_probes_once_they_stop(
     store: EventStore, redis: Redis, settings: Settings
 ) -> None:
     """A batch shorter than the relay's batch size is everything readable at that moment: the
-    relay goes back to probing (a few µs on an index) instead of reading the log once more to
-    find it empty, a round trip per batch that each small batch paid."""
+    relay reads once more after a pause (events are flowing: a probe first would be a round trip
+    more), and once that read finds nothing it goes back to probing (a few µs on an index),
+    reading again only when a probe finds more."""
     warm = idle_settings(settings, relay_warm_s=30.0, relay_checkpoint_s=0.05)
     listener = listener_for(redis, warm)
     await listener.start()
@@ -137,9 +138,9 @@ async def test_a_relay_that_read_all_there_was_reads_again_only_when_a_probe_fin
                 events = [submitted()] if version == 0 else [progress(10 * version)]
                 await tasks.append(f"{listener.prefix}c", events, version)
                 await listener.wait_for(version + 1)
-                # Warm: it probes every 5 ms. Twenty probes later it has not read again.
+                # Warm, it probes every 5 ms: twenty probes later it has read twice, no more.
                 await eventually(lambda p=probes: relay.probes > p + 20, within=10)  # type: ignore[misc]
-                assert counted.reads == reads + 1, "one read for the event, none to find nothing"
+                assert counted.reads == reads + 2, "one read for the event, one finding nothing"
         assert await checkpoint(store) is not None
     finally:
         await listener.stop()
