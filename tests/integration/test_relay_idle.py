@@ -5,6 +5,7 @@ after its commit; a lost ring costs one idle-probe interval, never an event."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -107,6 +108,20 @@ async def test_a_quiet_relay_stops_at_once(
         await eventually(lambda: not relay.active, within=5, what="the relay to stop")
 
 
+def probed_past(relay: Relay, count: int) -> Callable[[], bool]:
+    return lambda: relay.probes > count
+
+
+def published_total(store: EventStore, total: int) -> Callable[[], Awaitable[bool]]:
+    """Whether the relay's checkpoint counts `total` events published."""
+
+    async def counted() -> bool:
+        row = await checkpoint(store)
+        return row is not None and row[1] == total
+
+    return counted
+
+
 class CountedReads(EventStore):
     """The relay's reads of the log, counted."""
 
@@ -139,7 +154,7 @@ async def test_a_relay_reads_while_events_flow_and_probes_once_they_stop(
                 await tasks.append(f"{listener.prefix}c", events, version)
                 await listener.wait_for(version + 1)
                 # Warm, it probes every 5 ms: twenty probes later it has read twice, no more.
-                await eventually(lambda p=probes: relay.probes > p + 20, within=10)  # type: ignore[misc]
+                await eventually(probed_past(relay, probes + 20), within=10, what="more probes")
                 assert counted.reads == reads + 2, "one read for the event, one finding nothing"
         assert await checkpoint(store) is not None
     finally:
@@ -149,23 +164,21 @@ async def test_a_relay_reads_while_events_flow_and_probes_once_they_stop(
 async def test_the_checkpoint_is_saved_when_due_with_no_event_after_it(
     store: EventStore, redis: Redis, settings: Settings
 ) -> None:
-    """Saved within `relay_checkpoint_s` of the batch while nothing more comes: the relay's
-    wait for news ends when the checkpoint falls due."""
-    warm = idle_settings(settings, relay_warm_s=30.0, relay_checkpoint_s=0.3)
+    """Saved `relay_checkpoint_s` after the last save, although nothing more comes: the
+    relay's wait for news ends when the checkpoint falls due."""
+    warm = idle_settings(settings, relay_warm_s=30.0, relay_checkpoint_s=2.0)
     relay = Relay(warm, store, redis)
     tasks = TaskLog(store, Doorbell(warm, redis))
+    stream = f"checkpoint-{uuid.uuid4().hex[:8]}"
     async with running(relay):
         await eventually(lambda: relay.active, within=10, what="the relay to take the lock")
-        await tasks.append(f"checkpoint-{uuid.uuid4().hex[:8]}", [submitted()], 0)
-        await eventually(lambda: relay.published == 1, within=10, what="the event published")
-        saved = await checkpoint(store)
-        assert saved is None or saved[1] == 0, "not saved at once: it was not due"
-
-        async def saved_now() -> bool:
-            row = await checkpoint(store)
-            return row is not None and row[1] == 1
-
-        await eventually(saved_now, within=5, what="the checkpoint saved once due")
+        await tasks.append(stream, [submitted()], 0)
+        await eventually(published_total(store, 1), within=10, what="the first checkpoint")
+        # The next save is due 2 s after that one: publishing does not bring it forward.
+        await tasks.append(stream, [progress(10)], 1)
+        await eventually(lambda: relay.published == 2, within=10, what="the event published")
+        assert await published_total(store, 1)(), "not saved at once: it was not due"
+        await eventually(published_total(store, 2), within=10, what="the checkpoint, once due")
 
 
 async def test_a_relay_stopped_before_its_checkpoint_was_due_saves_it_on_the_way_out(

@@ -89,7 +89,8 @@ async def test_an_analysis_is_enqueued_as_arq_enqueues_it_once(
     assert mine is not None and arqs is not None
     assert (mine.function, mine.args, mine.kwargs) == (ANALYZE, (ours,), {})
     assert (arqs.function, arqs.kwargs, arqs.job_try) == (mine.function, {}, mine.job_try)
-    assert abs(mine.score - arqs.score) < 5_000  # type: ignore[operator]
+    assert mine.score is not None and arqs.score is not None
+    assert abs(mine.score - arqs.score) < 5_000
     ttl_ours, ttl_theirs = await jobs.pttl(f"arq:job:{ours}"), await jobs.pttl(f"arq:job:{theirs}")
     assert abs(ttl_ours - ttl_theirs) < 5_000
 
