@@ -28,6 +28,7 @@ from infrastructure.outage import Backoff
 from infrastructure.settings import Settings
 from infrastructure.task_log import TaskLog
 from workers.analysis import Agent, run_analysis
+from workers.queue_worker import AnalysisWorker
 from workers.task_writer import TaskGone, TaskWasCancelled, TaskWriter
 from workers.toolbox import ToolboxFactory, toolbox_factory
 
@@ -134,7 +135,7 @@ def build_worker(
         await release(ctx)
 
     every = settings.sweep_interval_s
-    return Worker(
+    return AnalysisWorker(
         functions=[
             func(
                 analyze_task,
