@@ -61,12 +61,19 @@ class AnalysisWorker(Worker):
                 return
             self.job_counter += 1
             keys = [in_progress_key_prefix + job_id, self.queue_name]
-            score = await claim(keys=keys, args=[job_id, timestamp_ms(), lifetime_ms])
+            try:
+                score = await claim(keys=keys, args=[job_id, timestamp_ms(), lifetime_ms])
+            except BaseException:  # Redis away (run_worker starts a new worker), or cancelled
+                self._give_back_slot()
+                raise
             if score is None:
-                self.job_counter -= 1
-                self.sem.release()
+                self._give_back_slot()
                 log.debug("job %s is running elsewhere, gone or not due yet", job_id)
                 continue
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    def _give_back_slot(self) -> None:
+        self.job_counter -= 1
+        self.sem.release()

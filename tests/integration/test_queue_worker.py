@@ -17,6 +17,7 @@ from arq.connections import RedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from workers.queue_worker import AnalysisWorker
 
@@ -155,3 +156,27 @@ async def test_workers_sharing_a_queue_run_every_job_once(
     assert ran == Counter(names), "every job ran, and none twice"
     assert sum(w.jobs_complete for w in workers) == len(names)
     assert sum(w.jobs_complete for w in workers[:2]) > 0, "our workers took their share"
+
+
+async def test_a_claim_redis_does_not_answer_gives_the_slot_back(
+    jobs: ArqRedis, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def job(ctx: dict[str, Any]) -> None: ...
+
+    worker = AnalysisWorker(
+        functions=[func(job, name="job")],
+        redis_pool=jobs,
+        queue_name=queue,
+        max_jobs=2,
+        handle_signals=False,
+    )
+
+    async def unanswered(**_: Any) -> None:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(jobs, "register_script", lambda _: unanswered)
+    free = worker.sem._value
+    with pytest.raises(RedisConnectionError):
+        await worker.start_jobs([b"a-job"])
+    assert worker.job_counter == 0
+    assert worker.sem._value == free, "the slot taken for the claim is free again"
