@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from redis.asyncio import Redis
+from arq import ArqRedis
+from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
@@ -73,6 +74,14 @@ def redis_url() -> Iterator[str]:
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     """A client of the test Redis (publish, inspect channels)."""
     client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def jobs(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """arq's client of the test Redis (its queues and job keys)."""
+    client = ArqRedis(ConnectionPool.from_url(redis_url))
     yield client
     await client.aclose()
 

@@ -23,10 +23,12 @@ it against a real Redis.
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
+from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class AnalysisWorker(Worker):
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start each due job this worker is not running yet, while it has room (arq's
         semaphore); a job claimed by another worker meanwhile is left to it."""
-        claim = self.pool.register_script(_CLAIM)
+        claim = self._claim
         lifetime_ms = int(self.in_progress_timeout_s * 1000)
         for job_id_b in job_ids:
             job_id = job_id_b.decode()
@@ -73,6 +75,11 @@ class AnalysisWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    @cached_property
+    def _claim(self) -> AsyncScript:
+        """The claim script on this worker's Redis (its pool is made once, before the polls)."""
+        return self.pool.register_script(_CLAIM)
 
     def _give_back_slot(self) -> None:
         self.job_counter -= 1

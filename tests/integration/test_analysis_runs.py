@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from arq import ArqRedis, Retry
-from redis.asyncio import ConnectionPool
 
 from domain import events as ev
 from domain.extraction import extract_entities
@@ -41,13 +40,6 @@ class Counts:
     async def __call__(self, call_input: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
         return {"matches": []}
-
-
-@pytest.fixture
-async def jobs(app_settings: Settings) -> AsyncIterator[ArqRedis]:
-    redis = ArqRedis(ConnectionPool.from_url(app_settings.redis_url))
-    yield redis
-    await redis.aclose()
 
 
 async def submit(store: EventStore, *events: ev.DomainEvent) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,9 +16,10 @@ from arq import ArqRedis
 from arq.connections import RedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.waiting import eventually, stays_quiet
 from workers.queue_worker import AnalysisWorker
 
 pytestmark = pytest.mark.integration
@@ -27,13 +28,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def queue() -> str:
     return f"test:queue:{uuid.uuid4().hex[:8]}"  # job ids start with it too: arq's keys are global
-
-
-@pytest.fixture
-async def jobs(redis_url: str) -> AsyncIterator[ArqRedis]:
-    pool = ArqRedis(ConnectionPool.from_url(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def command_calls(redis: Redis, *commands: str) -> Counter[str]:
@@ -52,13 +46,6 @@ async def serving(worker: Worker) -> AsyncIterator[None]:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await worker.close()
-
-
-async def until(condition: Callable[[], Awaitable[bool]], within: float = 4.0) -> None:
-    for _ in range(round(within / 0.02)):
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
 
 
 def a_worker(
@@ -92,18 +79,20 @@ async def test_a_running_job_costs_its_worker_no_round_trip_per_poll(
         await asyncio.wait_for(started.wait(), 10)
         claims = ("evalsha", "eval", "watch", "exists", "zscore")
         before = await command_calls(jobs, *claims, "zrangebyscore")
-        await asyncio.sleep(0.3)  # about thirty polls, each finding the running job's id
-        spent = await command_calls(jobs, *claims, "zrangebyscore") - before
-        assert spent["zrangebyscore"] >= 5, f"the worker kept polling: {spent}"
-        assert not any(spent[c] for c in claims), f"the running job was looked at: {spent}"
+
+        async def claims_since() -> list[str]:
+            spent = await command_calls(jobs, *claims) - before
+            return [c for c in claims if spent[c]]
+
+        # 0.3 s: about thirty polls at 10 ms, each finding the running job's id in the queue.
+        await stays_quiet(claims_since, for_s=0.3, what="the running job was claimed again")
+        polls = (await command_calls(jobs, "zrangebyscore") - before)["zrangebyscore"]
+        assert polls >= 5, f"the worker kept polling: {polls} polls"
         release.set()
-
-        async def left_the_queue() -> bool:
-            return not await jobs.zcard(queue)
-
-        await until(left_the_queue)
+        await eventually(
+            lambda: jobs.zcard(queue), until=lambda n: n == 0, within=10, what="the job done"
+        )
         assert runs == ["slow"]
-        assert await left_the_queue(), "the job left the queue when it finished"
 
 
 async def test_a_job_held_by_another_worker_is_left_to_it(
@@ -119,14 +108,10 @@ async def test_a_job_held_by_another_worker_is_left_to_it(
     await jobs.set(in_progress_key_prefix + held, b"1", px=60_000)
     await jobs.enqueue_job("job", "held", _job_id=held, _queue_name=queue)
     async with serving(a_worker(AnalysisWorker, redis_url, queue, job)):
-        await asyncio.sleep(0.3)
-        assert ran == [], "a held job is not started twice"
+        # 0.3 s: about thirty polls at 10 ms, each finding the held job due.
+        await stays_quiet(lambda: ran, for_s=0.3, what="a held job was started twice")
         await jobs.delete(in_progress_key_prefix + held)  # the holder died; arq's key expired
-
-        async def started() -> bool:
-            return bool(ran)
-
-        await until(started)
+        await eventually(lambda: ran, within=10, what="the job, once no one holds it")
         assert ran == ["held"]
 
 

@@ -4,14 +4,12 @@ on the queue by the sweep; a task whose job is queued or running is left alone."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from arq import ArqRedis
 from arq.jobs import Job
-from redis.asyncio import ConnectionPool
 
 from infrastructure.analysis_queue import ANALYZE, enqueue_analysis
 from infrastructure.event_store import EventStore
@@ -21,13 +19,6 @@ from workers.analysis import Agent
 from workers.jobs import sweep_lost_tasks
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def jobs(app_settings: Settings) -> AsyncIterator[ArqRedis]:
-    redis = ArqRedis(ConnectionPool.from_url(app_settings.redis_url))
-    yield redis
-    await redis.aclose()
 
 
 async def test_the_sweep_requeues_a_lost_job_once(
